@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { accessReferenceIssues, accessSchema, parseRedisUrl } from './access.schema';
+import { parseConfig } from './config-loader';
+import { MINIMAL_CONFIG } from './minimal-config.testing';
 
 const hash = 'a'.repeat(64);
 
@@ -174,6 +176,37 @@ describe('access configuration', () => {
     ]);
     // The development admin key that is the development traffic key.
     expect(accessReferenceIssues({ ...access, keys: [], admin: { ...access.admin, keys: [] } }, 'sk-or-admin-dev-1').map((i) => i.message)).toEqual(['has the same keyed hash as the development key (ingress.devKey): use another development admin key, or "disabled"']);
+  });
+
+  it('refuses tenant ids past 64 characters and cost centres or apps past 256, which the admin API and the reports could never name', () => {
+    const problems = (access: object): string[] => {
+      const result = accessSchema.safeParse(access);
+      return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    };
+    const tenants = (id: string, costCenter: string, app: string): object => ({
+      orgs: [{ id, costCenter, teams: [{ id, costCenter, projects: [{ id, costCenter }] }] }],
+      keys: [{ id, hash, org: id, team: id, project: id, app }],
+    });
+    // The longest the reports take: an invoice, a chargeback, a usage filter can name them.
+    expect(problems(tenants('a'.repeat(64), 'C'.repeat(256), 'x'.repeat(256)))).toEqual([]);
+    const idTooLong = 'at most 64 characters, as the admin API and the reports take ids';
+    const textTooLong = 'at most 256 characters, as reports take it in a filter';
+    expect(problems(tenants('a'.repeat(65), 'C'.repeat(257), 'x'.repeat(257)))).toEqual([
+      `orgs.0.id: ${idTooLong}`,
+      `orgs.0.costCenter: ${textTooLong}`,
+      `orgs.0.teams.0.id: ${idTooLong}`,
+      `orgs.0.teams.0.costCenter: ${textTooLong}`,
+      `orgs.0.teams.0.projects.0.id: ${idTooLong}`,
+      `orgs.0.teams.0.projects.0.costCenter: ${textTooLong}`,
+      `keys.0.id: ${idTooLong}`,
+      `keys.0.org: ${idTooLong}`,
+      `keys.0.team: ${idTooLong}`,
+      `keys.0.project: ${idTooLong}`,
+      `keys.0.app: ${textTooLong}`,
+    ]);
+    expect(problems({ admin: { keys: [{ id: 'p', hash, role: 'project', org: 'a'.repeat(65), project: 'search' }] } })).toEqual([`admin.keys.0.org: ${idTooLong}`]);
+    // Refused at start-up, naming the setting.
+    expect(() => parseConfig({ ...MINIMAL_CONFIG, access: { orgs: [{ id: 'a'.repeat(70) }] } }, {})).toThrow(`access.orgs[0].id: ${idTooLong}`);
   });
 
   it("refuses an identity provider's address that is no URL as such, not by failing the whole parse", () => {

@@ -6,6 +6,14 @@ import { tenantPolicySchema } from './tenant-policy.schema';
 export * from './tenant-policy.schema';
 
 /**
+ * The longest cost centre or app: reports take filters of at most 256 characters, so a tenant or
+ * a key recorded under a longer one could never be named in a chargeback or usage report filter.
+ */
+const REPORT_TEXT_MAX_LENGTH = 256;
+
+const reportText = z.string().max(REPORT_TEXT_MAX_LENGTH, `at most ${REPORT_TEXT_MAX_LENGTH} characters, as reports take it in a filter`);
+
+/**
  * The tenant schemas in two forms: strict for the configuration an operator writes (an unknown key
  * is a typo), and `stored*`, which drop keys they do not know, for the tenants replicas keep in
  * Redis: a record a newer replica wrote with one more field must still be read (and rewritten)
@@ -17,7 +25,7 @@ function tenantSchemas(object: typeof strictObject) {
     rpm: numeric(z.number().int().positive()).optional(),
     tpm: numeric(z.number().int().positive()).optional(),
   });
-  const costCenter = z.string().min(1).optional();
+  const costCenter = reportText.min(1).optional();
   /** Which deployments the tenant's requests may reach (docs/access.md#routing-policies); absent: no restriction of its own. */
   const policy = tenantPolicySchema(object).optional();
   /** Each end user's own requests and tokens per minute within the tenant's traffic; absent: the level above's, else `access.rateLimits.endUser`. */
@@ -123,7 +131,7 @@ export const configKeySchema = strictObject({
   org: identifier,
   team: identifier.optional(),
   project: identifier.optional(),
-  app: z.string().optional(),
+  app: reportText.optional(),
   /** Models and aliases the key may use; empty means all. */
   allowedModels: z.array(z.string().min(1)).default([]),
   /** Which deployments the key's requests may reach, within its tenants' policies. */

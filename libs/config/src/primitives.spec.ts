@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { flag, nearestKey, numeric, port, unknownKeysMessage } from './primitives';
+import { flag, identifier, nearestKey, numeric, port, unknownKeysMessage } from './primitives';
 
 const messages = (schema: z.ZodType, value: unknown): string[] => schema.safeParse(value).error?.issues.map((i) => i.message) ?? [];
 
@@ -90,5 +90,15 @@ describe('unknown keys', () => {
     expect(unknownKeysMessage(['tokens'], ['token'])).toBe('unknown key "tokens" (did you mean "token"?)');
     expect(unknownKeysMessage(['tokens', 'colour'], ['token'])).toBe('unknown keys "tokens" (did you mean "token"?), "colour"');
     expect(unknownKeysMessage(['x-shared'], ['token'])).toBe('unknown key "x-shared" (keys starting with x- are allowed at the top level only)');
+  });
+});
+
+describe('identifier', () => {
+  it('takes 1 to 64 lower-case letters, digits, ., - and _, as the admin API and the reports take ids', () => {
+    for (const id of ['a', 'acme', 'acme-eu_2.prod', 'a'.repeat(64)]) expect(messages(identifier, id)).toEqual([]);
+    // A tenant with a longer id could be configured, but never get an invoice or be named in a report filter.
+    expect(messages(identifier, 'a'.repeat(65))).toEqual(['at most 64 characters, as the admin API and the reports take ids']);
+    expect(messages(identifier, 'Acme')).toEqual(['lower-case letters, digits, ., - and _']);
+    expect(messages(identifier, '')).toEqual(['lower-case letters, digits, ., - and _']);
   });
 });

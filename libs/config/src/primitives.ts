@@ -140,8 +140,18 @@ export type Listen = z.infer<typeof listenSchema>;
 /** host:port of a gRPC peer. */
 export const address = z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port');
 
-/** Lower-case identifiers used for providers, tenants and the like. */
-export const identifier = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'lower-case letters, digits, ., - and _');
+/**
+ * The longest identifier: the admin API and the reports take ids of 1 to 64 characters (an
+ * organisation, team, project, budget or alert rule), so a tenant with a longer id in the
+ * configuration could never have an invoice or be named in a report filter.
+ */
+export const IDENTIFIER_MAX_LENGTH = 64;
+
+/** Lower-case identifiers used for providers, tenants and the like: at most {@link IDENTIFIER_MAX_LENGTH} characters. */
+export const identifier = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.-]*$/, 'lower-case letters, digits, ., - and _')
+  .max(IDENTIFIER_MAX_LENGTH, `at most ${IDENTIFIER_MAX_LENGTH} characters, as the admin API and the reports take ids`);
 
 /**
  * An IP address (`203.0.113.7`, `2001:db8::1`) or a CIDR range of them (`10.0.0.0/8`,

@@ -54,6 +54,19 @@ export class LeasedJob<T> {
     }
   }
 
+  /**
+   * Whether this replica has held the lease without a break since the run began, renewing it for
+   * another term: to be asked right before a run changes anything. A run may outlive the lease's
+   * life (renewed only when a run starts), or the key may be lost in a failover; another replica
+   * then takes the lease and may do the same work, which a relative correction must not be. A lease
+   * found free (`taken`, `handed-over`) counts as lost too: another replica may have held it and
+   * done the work meanwhile.
+   */
+  async stillHeld(): Promise<boolean> {
+    if (this.lease.holdState) return (await this.lease.holdState()) === 'renewed';
+    return this.lease.hold();
+  }
+
   /** Stops the timer, waits for a run in progress and gives the lease up. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);

@@ -4,12 +4,12 @@ import { accountAt, BudgetCatalog, InProcessBudgetBus, RedisBudgetLedger, RedisB
 import { budgetSchema, clickhouseSchema } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
 import { createLogger, createMetricsRegistry, ReconciliationMetrics } from '@openrouter/observability';
-import { createClickHouse, emptyUsageEvent, migrate, USAGE_MIGRATIONS, type ClickHouseTarget } from '@openrouter/usage';
+import { createClickHouse, emptyUsageEvent, migrate, USAGE_MIGRATIONS, type ClickHouseClient, type ClickHouseTarget } from '@openrouter/usage';
 import { BudgetReconciler } from '../budgets/budget-reconciler';
 import { ClickHouseReportsRepository } from '../reports/reports.repository';
 import { ClickHouseUsageEventRepository } from '../usage/usage-event.repository';
 import { RedisLease } from '@openrouter/service-runtime';
-import { RollupReconciler } from './rollup-reconciler';
+import { RollupReconciler, type DayReconciliation } from './rollup-reconciler';
 
 const logger = createLogger('test', 'silent');
 
@@ -64,6 +64,23 @@ async function dayTotals(store: ClickHouseTarget, day: string): Promise<{ rollup
     { day },
   );
   return { rollup, raw };
+}
+
+/** `client`, but `afterRead` runs after its `count`th query, before that query's answer is given back. */
+function pausedAfterRead(client: ClickHouseClient, count: number, afterRead: () => Promise<void>): ClickHouseClient {
+  let reads = 0;
+  return new Proxy(client, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      if (prop !== 'query') return value.bind(target);
+      return async (...args: unknown[]) => {
+        const result: unknown = await value.apply(target, args);
+        if (++reads === count) await afterRead();
+        return result;
+      };
+    },
+  });
 }
 
 /** A request answered from the response cache: cost 0, and what its first answer cost. */
@@ -256,6 +273,39 @@ describe('reconciliation (chDB, redis-server)', () => {
       expect(totals.raw).toEqual([{ project_id: 'search', requests: '1', errors: '0', prompt: '100', cost: '0.4', latency: '40' }]);
       expect(totals.rollup).toEqual([{ project_id: 'search', requests: '2', errors: '0', prompt: '200', cost: '0.8', latency: '80' }]);
       await reconciler.close();
+    });
+
+    // A run that outlives its lease (a long look-back, a slow ClickHouse) or loses it in a Redis
+    // failover: another replica takes the lease and corrects the day the first one has read, and
+    // is about to correct by the same difference.
+    it.each([
+      ['the new holder still holds it', '2025-03-03', false],
+      ['it lapsed again since (the lease was free when the first replica looked)', '2025-03-02', true],
+    ])('corrects a day once when a run loses the lease between reading the day and correcting it: %s', async (_case, day, lapsedAgain) => {
+      const e = event(`lapse-${day}`, Date.parse(`${day}T06:00:00Z`), 'search', '0.4');
+      await repository.insertRows([repository.encode(e)]);
+      await repository.insertRows([repository.encode(e)]); // counted twice in the rollup
+      const key = `recon-${randomBytes(4).toString('hex')}:billing:lease:rollup-reconciliation`;
+      const settings = { lookbackDays: 1, settleMs: 0 };
+      const clock = (): number => Date.parse(`${day}T00:00:00Z`) + 86_400_000 + 3_600_000;
+      const watcher = redis();
+      const other = new RollupReconciler(store.client, store.database, settings, logger, { lease: new RedisLease(redis(), key, 60_000), clock });
+      let othersRun: DayReconciliation[] | undefined;
+      // The first replica's lease lives 300 ms: once it has read the day twice (four queries), its
+      // lease is let lapse, and the other replica takes it and runs, before the first one goes on.
+      const client = pausedAfterRead(store.client, 4, async () => {
+        await eventually(async () => (await watcher.exists(key)) === 0, 5_000, 'the first lease to lapse');
+        othersRun = await other.reconcileIfLeased();
+        if (lapsedAgain) await watcher.del(key);
+      });
+      const first = new RollupReconciler(client, store.database, settings, logger, { lease: new RedisLease(redis(), key, 300), clock });
+      const firstRun = await first.reconcileIfLeased();
+      expect(othersRun).toEqual([{ day, outcome: 'corrected', groups: 1, requests: -1 }]);
+      expect(firstRun).toEqual([{ day, outcome: 'lease_lost', groups: 0, requests: 0 }]);
+      const totals = await dayTotals(store, day);
+      expect(totals.raw).toEqual([{ project_id: 'search', requests: '1', errors: '0', prompt: '100', cost: '0.4', latency: '40' }]);
+      expect(totals.rollup).toEqual(totals.raw);
+      await Promise.all([first.close(), other.close()]);
     });
 
     it('is held by one holder, renewed by it, handed over on release or expiry', async () => {

@@ -28,8 +28,12 @@ type Correction = Record<(typeof KEY)[number] | (typeof SUMS)[number][0], string
 export interface DayReconciliation {
   /** The UTC day, `YYYY-MM-DD`. */
   day: string;
-  /** `corrected`: rows were added; `consistent`: nothing to do; `unsettled`: events were arriving, try again later. */
-  outcome: 'corrected' | 'consistent' | 'unsettled';
+  /**
+   * `corrected`: rows were added; `consistent`: nothing to do; `unsettled`: events were arriving,
+   * try again later; `lease_lost`: the lease passed to another replica during the run, which
+   * corrects the day (the run stops there).
+   */
+  outcome: 'corrected' | 'consistent' | 'unsettled' | 'lease_lost';
   /** Rollup groups corrected. */
   groups: number;
   /** What the correction added to the day's request count (negative: counted twice). */
@@ -94,7 +98,10 @@ export class RollupReconciler {
     for (let back = this.settings.lookbackDays; back >= 1; back--) {
       const start = (today - back) * DAY_MS;
       if (start < kept) continue;
-      out.push(await this.reconcileDay(new Date(start).toISOString().slice(0, 10)));
+      const day = await this.reconcileDay(new Date(start).toISOString().slice(0, 10));
+      out.push(day);
+      // The days left are the new holder's.
+      if (day.outcome === 'lease_lost') break;
     }
     return out;
   }
@@ -106,6 +113,13 @@ export class RollupReconciler {
     const second = await this.differences(day);
     if (JSON.stringify(first) !== JSON.stringify(second)) return { day, outcome: 'unsettled', groups: 0, requests: 0 };
     if (second.corrections.length === 0) return { day, outcome: 'consistent', groups: 0, requests: 0 };
+    // The lease is renewed only when a run starts: a run may outlive it, and the replica that took
+    // it over may have read this day too. Both would add the difference, and the rollup (invoices,
+    // chargeback) would be off by it once more. Checked (and renewed) right before each insert.
+    if (!(await this.job.stillHeld())) {
+      this.logger.warn({ day }, 'the rollup reconciliation lease passed to another replica during the run; stopping before correcting the day');
+      return { day, outcome: 'lease_lost', groups: 0, requests: 0 };
+    }
     await this.client.insert({
       table: `${this.database}.usage_daily`,
       values: second.corrections.map((c) => ({ day, ...c })),
