@@ -3,6 +3,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { budgetSchema } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
+import { createLogger } from '@openrouter/observability';
 import { accountAt } from './budget-book';
 import { BudgetCatalog } from './budget-catalog';
 import { RedisBudgetStore, type StoredBudget } from './budget-store';
@@ -168,7 +169,33 @@ describe('budgets created at run time, in Redis (redis-server)', () => {
       throw new GatewayError('bad_request', 'no', { code: 'already_exists' });
     }, { action: 'budget.create' })).rejects.toMatchObject({ code: 'already_exists' });
     expect(await control.exists(`${prefix}audit`)).toBe(0);
-    expect(await a.store.list()).toEqual([]);
+  });
+
+  it('refuses to list budgets while a record cannot be read, so a catalog keeps enforcing the ones it last loaded rather than dropping it', async () => {
+    const lines: Array<{ msg: string; err?: { message: string } }> = [];
+    const logger = createLogger('spec', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; err?: { message: string } }) });
+    const a = replica();
+    const catalog = new BudgetCatalog([], a.store, logger);
+    closing.push(catalog);
+    await a.store.ready(3_000);
+    await a.store.update('hard', () => budget('hard', '5'));
+    await catalog.start();
+    expect(catalog.entry('hard')?.budget.amount).toBe('5');
+    // A record this replica cannot read (a newer release's period, a hand edit): an amount it cannot parse.
+    await control.hset(`${prefix}budgets`, 'hard', JSON.stringify({ ...budget('hard'), amount: 'lots' }));
+    await control.hset(`${prefix}budgets`, 'other', '{"id":');
+    const refused = await a.store.list().catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(GatewayError);
+    expect(refused).toMatchObject({ kind: 'internal', message: expect.stringMatching(/"hard", "other"|"other", "hard"/) });
+    // Its content stays out of the error (and so of the log).
+    expect((refused as GatewayError).message).not.toContain('lots');
+    expect(await catalog.reload()).toBe(false);
+    expect(catalog.entry('hard')?.budget.amount).toBe('5');
+    // Logged at each failed load (a reload the store's events started may have come first), naming the records and not their content.
+    const logged = lines.filter((l) => l.err?.message.includes('cannot be read'));
+    expect(logged.length).toBeGreaterThan(0);
+    expect(logged.every((l) => l.err?.message.includes('"hard"'))).toBe(true);
+    expect(JSON.stringify(logged)).not.toContain('lots');
   });
 
   it('picks up a change made while its subscription was cut, once it is subscribed again', async () => {

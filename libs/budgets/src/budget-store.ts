@@ -193,10 +193,25 @@ export class RedisBudgetStore implements BudgetStore {
     }
   }
 
+  /**
+   * Every stored budget. A record that cannot be read fails the whole list, as a store that cannot
+   * be reached does: left out, a hard budget would silently stop being enforced. A catalog keeps
+   * enforcing the budgets it last loaded meanwhile (one that never loaded: `budgets.failMode`
+   * decides) and logs the failure, which names the records, at each attempt.
+   */
   async list(): Promise<StoredBudget[]> {
     return this.call(async () => {
-      const values = await this.redis.hvals(this.hash);
-      return values.map((v) => storedBudgetSchema.safeParse(safeJson(v))).flatMap((r) => (r.success ? [r.data] : []));
+      const records = await this.redis.hgetall(this.hash);
+      const budgets: StoredBudget[] = [];
+      const unreadable: string[] = [];
+      for (const [id, raw] of Object.entries(records)) {
+        const parsed = storedBudgetSchema.safeParse(safeJson(raw));
+        if (parsed.success) budgets.push(parsed.data);
+        else unreadable.push(id);
+      }
+      // Their ids only: the records themselves stay out of logs and answers.
+      if (unreadable.length > 0) throw new GatewayError('internal', `The stored budgets ${unreadable.map((id) => `"${id}"`).join(', ')} cannot be read; no budget was loaded. Repair or delete them in Redis.`);
+      return budgets;
     });
   }
 

@@ -64,6 +64,17 @@ describe('parseLegacyCompletionRequest', () => {
     expect(error.message).toContain('not supported');
   });
 
+  it('refuses max_completion_tokens, a chat parameter the legacy API does not have: the provider would get it in place of max_tokens', () => {
+    for (const value of [1, 100_000, 'x']) {
+      const error = errorOf(() => parseLegacyCompletionRequest({ model: 'm', prompt: 'p', max_tokens: 100_000, max_completion_tokens: value }));
+      expect(error).toMatchObject({ kind: 'bad_request', param: 'max_completion_tokens', code: 'unsupported_parameter' });
+      expect(error.message).toContain('max_tokens');
+    }
+    // Unset (null) is no limit: accepted, and not passed on.
+    const r = parseLegacyCompletionRequest({ model: 'm', prompt: 'p', max_tokens: 100, max_completion_tokens: null });
+    expect(r.chat).toMatchObject({ maxTokens: 100, extraJson: '' });
+  });
+
   it.each([
     ['a token-array prompt', { model: 'm', prompt: [1, 2, 3] }, 'prompt', 'invalid_type'],
     ['a list of token arrays', { model: 'm', prompt: [[1], [2]] }, 'prompt', 'invalid_type'],

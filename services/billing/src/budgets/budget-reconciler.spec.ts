@@ -2,6 +2,7 @@ import { budgetSchema } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
 import { accountAt, BudgetCatalog, InProcessBudgetBus, MemoryBudgetLedger, MemoryBudgetStore, ThresholdAlerts } from '@openrouter/budgets';
 import { createLogger } from '@openrouter/observability';
+import type { Lease, LeaseHold } from '@openrouter/service-runtime';
 import { BudgetReconciler, type SpendSource } from './budget-reconciler';
 
 const NOW = Date.parse('2025-06-14T12:00:00Z');
@@ -34,6 +35,37 @@ describe('BudgetReconciler', () => {
     expect(result).toMatchObject({ ledgerMicros: 1_000_000, storedMicros: 1_500_000, correctionMicros: 500_000 });
     expect((await ledger.read([line.account]))[0]?.spentMicros).toBe(1_500_000);
     expect(calls[0]).toEqual({ fromMs: Date.parse('2025-06-01T00:00:00Z'), toMs: Date.parse('2025-07-01T00:00:00Z'), filters: [['org', 'acme'], ['project', 'p']] });
+  });
+
+  it('corrects nothing once its lease has passed to another replica during the run, and stops there', async () => {
+    const more = ['o', 't'].map((id) => budgetSchema.parse({ id, scope: { org: 'acme' }, period: 'monthly', amount: '10' }));
+    const ledger = new MemoryBudgetLedger(() => NOW);
+    const store: SpendSource = { spend: async () => [{ currency: 'USD', cost: '1.5', requests: 10 }] };
+    // Held at the first correction; by the second the lease had lapsed and another replica had it.
+    const holds: LeaseHold[] = ['renewed', 'held-by-other'];
+    const asked: LeaseHold[] = [];
+    const lease: Lease = {
+      hold: async () => true,
+      holdState: async () => {
+        const state = holds.shift() ?? 'held-by-other';
+        asked.push(state);
+        return state;
+      },
+      release: async () => undefined,
+    };
+    const reconciler = new BudgetReconciler([budget, ...more], ledger, store, async () => 0, logger, { clock: () => NOW, lease });
+    const results = await reconciler.reconcileIfLeased();
+    expect(results?.map((r) => [r.budget, r.correctionMicros, r.leaseLost])).toEqual([
+      ['b', 1_500_000, undefined],
+      ['o', 0, true],
+    ]);
+    expect(asked).toEqual(['renewed', 'held-by-other']);
+    const spent = async (): Promise<number[]> => (await ledger.read(['b', 'o', 't'].map((id) => accountAt({ ...budget, id }, NOW).line.account))).map((s) => s?.spentMicros ?? 0);
+    expect(await spent()).toEqual([1_500_000, 0, 0]);
+    // Held throughout: the rest is corrected, and what was corrected is not corrected again.
+    holds.push('renewed', 'renewed');
+    expect((await reconciler.reconcileIfLeased())?.map((r) => r.correctionMicros)).toEqual([0, 1_500_000, 1_500_000]);
+    expect(await spent()).toEqual([1_500_000, 1_500_000, 1_500_000]);
   });
 
   it('reconciles the budgets of its catalog as they stand at each run: one created through the admin API after it started, not one deleted', async () => {

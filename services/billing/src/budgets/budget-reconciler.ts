@@ -22,6 +22,8 @@ export interface Reconciliation {
   correctionMicros: number;
   /** Threshold crossings of the period published by this run (none had been, or their publishing failed). */
   thresholdsPublished: number;
+  /** The lease passed to another replica before this account's correction: nothing was corrected, and the run stopped here. */
+  leaseLost?: true;
 }
 
 /**
@@ -99,7 +101,12 @@ export class BudgetReconciler {
       .filter((account) => countsFrom(account) <= now);
     const ended = current.flatMap((account) => endedSince(account, this.previousRunMs, now));
     const out: Reconciliation[] = [];
-    for (const account of [...current, ...ended]) out.push(await this.reconcileAccount(account, quiet));
+    for (const account of [...current, ...ended]) {
+      const result = await this.reconcileAccount(account, quiet);
+      out.push(result);
+      // The accounts left are the new holder's.
+      if (result.leaseLost) break;
+    }
     // Periods that ended (and budgets no longer configured) are never read again.
     const checked = new Set(out.map((r) => r.account));
     for (const account of this.surplus.keys()) if (!checked.has(account)) this.surplus.delete(account);
@@ -119,6 +126,14 @@ export class BudgetReconciler {
     let spentMicros = ledgerMicros;
     // A surplus is lowered only when this run and the one before both saw it: any run without one forgets it.
     if (storedMicros >= ledgerMicros) this.surplus.delete(key);
+    // The lease is renewed only when a run starts: a run may outlive it, and the replica that took
+    // it over may have read this account too. Both would add the difference (relative
+    // corrections), and a hard budget would count it twice. Checked (and renewed) right before each.
+    const corrects = storedMicros > ledgerMicros || (storedMicros < ledgerMicros && quiet && this.surplus.has(key));
+    if (corrects && !(await this.job.stillHeld())) {
+      this.logger.warn({ budget: budget.id, period: account.window.key }, 'the budget reconciliation lease passed to another replica during the run; stopping before correcting');
+      return { budget: budget.id, account: key, ledgerMicros, storedMicros, correctionMicros: 0, thresholdsPublished: 0, leaseLost: true };
+    }
     if (storedMicros > ledgerMicros) {
       correction = storedMicros - ledgerMicros;
       spentMicros = await this.ledger.adjust(account.line, correction);

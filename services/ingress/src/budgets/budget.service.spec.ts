@@ -120,6 +120,43 @@ describe('BudgetService', () => {
     expect(await ledger.read(['b:2025-06-14'])).toEqual([{ spentMicros: 100, reservedMicros: 0 }]);
   });
 
+  it('closes only once the settles and releases under way have reached the ledger, so no reservation is left held for its ttl', async () => {
+    const config = ingressTestConfig({ budgets: { list: [{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0005' }] } });
+    const ledger = new MemoryBudgetLedger(() => NOW);
+    const order: string[] = [];
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    // A store whose answers to settles are slow to come back.
+    const slow = Object.assign(Object.create(ledger) as MemoryBudgetLedger, {
+      settle: async (...args: Parameters<MemoryBudgetLedger['settle']>) => {
+        await answered;
+        const spent = await ledger.settle(...args);
+        order.push(`settled ${args[0].split(':')[0] ?? ''}`);
+        return spent;
+      },
+      close: async () => void order.push('closed'),
+    });
+    const events: BudgetEventPublisher = { publish: async () => undefined, close: async () => undefined };
+    const budgetService = new BudgetService(config, PriceBook.fromModels(config.models), slow, events, createLogger('test', 'silent'), () => NOW);
+    const body = () => ({ model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] });
+    const spent = await budgetService.reserve({ requestId: 'spent', tenant, body: body() });
+    const released = await budgetService.reserve({ requestId: 'released', tenant, body: body() });
+    // The requests end as the process shuts down: nobody awaits their settles.
+    void spent?.settle('0.0001');
+    void released?.release();
+    let closed = false;
+    const closing = budgetService.close().then(() => (closed = true));
+    // Everything else closing does is done by the next turn of the event loop: it is still waiting.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closed).toBe(false);
+    answer();
+    await closing;
+    expect(order).toHaveLength(3);
+    expect(order.slice(0, 2).sort()).toEqual(['settled released', 'settled spent']);
+    expect(order[2]).toBe('closed');
+    expect(await ledger.read(['b:2025-06-14'])).toEqual([{ spentMicros: 100, reservedMicros: 0 }]);
+  });
+
   it('reserves the prompt an earlier turn\'s tool-call arguments carry, not only message text', async () => {
     const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }]);
     const args = JSON.stringify({ rows: Array.from({ length: 100 }, (_, i) => ({ id: i, name: `item ${i}` })) });
@@ -214,6 +251,38 @@ describe('BudgetService', () => {
       expect(await reserved({ model: 'm', max_tokens: 30, route: { allow_fallbacks: false } }, { models })).toBe(worst(2, 30));
     });
 
+    it('prices a retired model at its replacement, which serves it: followed past retired ones, with the replacement’s fallbacks', async () => {
+      const retired = (replacement: string, retiresAt = '2025-01-01') => ({ lifecycle: { retiresAt, replacement } });
+      // old (2) retired into new (20), whose fallback is dear (50).
+      const models = [model('old', '2', retired('new')), model('new', '20', { fallbacks: ['dear'] }), model('dear', '50')];
+      expect(await reserved({ model: 'old' }, { models })).toBe(worst(50));
+      // No fallbacks: the replacement still serves it.
+      expect(await reserved({ model: 'old', route: { allow_fallbacks: false } }, { models })).toBe(worst(20));
+      // A replacement retired too is followed to its own.
+      const chain = [model('old', '2', retired('mid')), model('mid', '3', retired('new')), model('new', '20')];
+      expect(await reserved({ model: 'old' }, { models: chain })).toBe(worst(20));
+      // A retired fallback (configured or the request's) and a retired experiment arm are their replacements.
+      const named = [model('m', '1', { fallbacks: ['old'] }), model('n', '1'), model('old', '2', retired('new')), model('new', '20')];
+      expect(await reserved({ model: 'm' }, { models: named })).toBe(worst(20));
+      expect(await reserved({ model: 'n', models: ['old'] }, { models: named })).toBe(worst(20));
+      const arms = { experiments: [{ id: 'e', target: 'n', arms: [{ name: 'a', model: 'n', weight: 1 }, { name: 'b', model: 'old', weight: 1 }] }] };
+      expect(await reserved({ model: 'n', route: { allow_fallbacks: false } }, { models: named, routing: arms })).toBe(worst(20));
+      // Not yet retired (a year ahead): served by itself, at its own price.
+      expect(await reserved({ model: 'old', route: { allow_fallbacks: false } }, { models: [model('old', '2', retired('new', '2026-06-14')), model('new', '20')] })).toBe(worst(2));
+    });
+
+    it('cuts a stream of a retired model at its replacement’s output price', async () => {
+      const models = [model('old', '2', { lifecycle: { retiresAt: '2025-01-01', replacement: 'new' } }), model('new', '20')];
+      // 100 micro-units: 22 for the prompt, then 78 / 20 = 3 output tokens.
+      const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '0.0001' }], { minStreamOutputTokens: 1 }, { models });
+      const body: Record<string, unknown> = { model: 'old', stream: true, max_tokens: 10, messages: hi };
+      const r = await budgetService.reserve({ requestId: 's', tenant, body });
+      expect(r).toMatchObject({ amountMicros: 100, capped: true });
+      expect(body['max_tokens']).toBe(3);
+      expect(r?.admitDelta(3)).toBe(true);
+      expect(r?.admitDelta(1)).toBe(false);
+    });
+
     it('reserves the output, prompt margin and request fee once per legacy prompt', async () => {
       const models = [{ id: 'm', pricing: { input: '1', output: '2', perRequest: '0.000005' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }];
       // "a", "b", "c": 3 tokens, ceil(3.3) + 3 × 16 = 52 prompt; 3 × 10 × 2 = 60 output; 3 × 5 fees.
@@ -302,6 +371,13 @@ describe('BudgetService', () => {
     await expect(tight.reserve({ requestId: 'c', tenant, body: chat })).resolves.toMatchObject({ amountMicros: 30, capped: true });
     // (30 − 22) / 2 = 4 output tokens, below the 10 asked: lowered, never raised.
     expect(chat['max_tokens']).toBe(4);
+  });
+
+  it('reserves a legacy completion for its max_tokens, whatever max_completion_tokens (which its handler refuses) says', async () => {
+    const { budgetService } = service([{ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }]);
+    // "hi": 1 token, padded to ceil(1.1) + 16 = 18; 1,000 output tokens × 2.
+    const body = { model: 'm', prompt: 'hi', max_tokens: 1_000, max_completion_tokens: 1 };
+    await expect(budgetService.reserve({ requestId: 'a', tenant, body, endpoint: '/v1/completions' })).resolves.toMatchObject({ amountMicros: 18 + 2_000, capped: false });
   });
 
   it('reserves each generated image whole at its model’s maximum output, never as a legacy completion, and leaves the body alone', async () => {

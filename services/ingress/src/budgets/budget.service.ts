@@ -41,7 +41,7 @@ export class BudgetService {
   private readonly open = new Map<string, BudgetReservation>();
   /** Reservation id → stops its renewals. */
   private readonly renewals = new Map<string, () => void>();
-  /** Refusal announcements and releases under way (never awaited by the request). */
+  /** Refusal announcements, settles and releases under way: closing waits for them. */
   private readonly background = new Set<Promise<void>>();
   private readonly alerts: ThresholdAlerts;
   /** Whether a request was admitted, fail mode open, before the budgets created through the API had loaded (logged once). */
@@ -156,7 +156,8 @@ export class BudgetService {
   private candidates(body: Record<string, unknown>, input: ReserveInput, audio: AudioDemand | undefined): string[] {
     const model = typeof body['model'] === 'string' ? body['model'] : '';
     const controls = routeControls(body, input.headers ?? {});
-    const query: CandidateQuery = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant };
+    // Lifecycles at the time of routing, which follows now (a long upload arrived well before it).
+    const query: CandidateQuery = { model, fallbacks: controls.models, allowFallbacks: controls.allowFallbacks, tenant: input.tenant, atMs: this.clock() };
     if (audio) return this.pricing.serving(this.pricing.candidates(query, (models) => audioPromptTokens(audio) + this.pricing.maxOutputTokens(models, {})), audio.kind === 'transcription' ? 'transcription' : 'speech');
     // An image request's output is no legacy completion's 16 tokens, whatever its `prompt`.
     const image = makesImages(input.endpoint);
@@ -182,8 +183,19 @@ export class BudgetService {
     this.logger.warn({ requestId }, 'the budgets created through the admin API have not loaded yet: requests are admitted under the configured budgets alone until they do (budgets.failMode open)');
   }
 
-  /** Settles with the real cost (decimal text); a cost of 0 releases. Never throws. */
-  async settle(reservation: BudgetReservation, cost: string): Promise<void> {
+  /**
+   * Settles with the real cost (decimal text); a cost of 0 releases. Never throws. Closing waits
+   * for it (its retries included): a settle cut off by the store's disconnection would leave the
+   * reservation held for its whole ttl, and the spend to billing's reconciliation.
+   */
+  settle(reservation: BudgetReservation, cost: string): Promise<void> {
+    const settling = this.settleNow(reservation, cost);
+    this.background.add(settling);
+    void settling.finally(() => this.background.delete(settling));
+    return settling;
+  }
+
+  private async settleNow(reservation: BudgetReservation, cost: string): Promise<void> {
     this.stopRenewing(reservation.id);
     if (!this.open.delete(reservation.id)) return;
     let actual: number;
@@ -258,7 +270,7 @@ export class BudgetService {
     void running.finally(() => this.background.delete(running));
   }
 
-  /** Resolves once every refusal announcement and release under way has finished (closing waits for them). */
+  /** Resolves once every refusal announcement, settle and release under way has finished (closing waits for them). */
   async idle(): Promise<void> {
     await Promise.all([...this.background]);
   }

@@ -3,7 +3,7 @@ import { PriceBook } from '@openrouter/usage';
 import { countTextTokens } from '../access/prompt-tokens';
 import { ingressTestConfig } from '../test-config.testing';
 import { mp3File, upload, wavFile } from './audio-file.testing';
-import { audioDemandOf, audioPromptTokens, audioUnitMicros, imagesAsked, makesImages, requestedTier, tierLeftToProvider, WorstCasePricing } from './worst-case-cost';
+import { askedOutputTokens, audioDemandOf, audioPromptTokens, audioUnitMicros, imagesAsked, makesImages, requestedTier, tierLeftToProvider, WorstCasePricing } from './worst-case-cost';
 
 const NOW = Date.parse('2025-06-14T12:00:00Z');
 const TRANSCRIPTIONS = '/v1/audio/transcriptions';
@@ -166,5 +166,22 @@ describe('image requests', () => {
     expect(imagesAsked({ prompt: 'x', n: 11 })).toBe(1);
     // Text is a count in a form only: a JSON body's "4" is refused as a string.
     expect(imagesAsked({ prompt: 'x', n: '4' })).toBe(1);
+  });
+});
+
+describe('askedOutputTokens', () => {
+  it('reads max_completion_tokens, else max_tokens, of a chat request', () => {
+    expect(askedOutputTokens({ messages: [], max_completion_tokens: 5, max_tokens: 50 })).toBe(5);
+    expect(askedOutputTokens({ messages: [], max_tokens: 50 })).toBe(50);
+    expect(askedOutputTokens({ messages: [] })).toBeUndefined();
+  });
+
+  it('reads only max_tokens of a legacy completion, else 16, as its handler sends it: never a max_completion_tokens it refuses', () => {
+    // Budgets and rate limits both count it so: a small max_completion_tokens does not hide a large max_tokens.
+    expect(askedOutputTokens({ prompt: 'hi', max_tokens: 100_000, max_completion_tokens: 1 })).toBe(100_000);
+    expect(askedOutputTokens({ prompt: 'hi', max_completion_tokens: 1_000 })).toBe(16);
+    expect(askedOutputTokens({ prompt: 'hi' })).toBe(16);
+    // A limit it may not send (refused with a 400): the default until then.
+    expect(askedOutputTokens({ prompt: 'hi', max_tokens: 0 })).toBe(16);
   });
 });

@@ -33,13 +33,26 @@ export interface CandidateQuery {
   allowFallbacks: boolean | undefined;
   /** Who asks (the routing policy that applies depends on it). */
   tenant: { orgId: string; projectId: string };
+  /** When the request is routed, about now (epoch ms): the models' lifecycles are judged then. */
+  atMs: number;
 }
+
+/**
+ * How long before its `retiresAt` a model already counts as retired here: the router judges the
+ * lifecycle a moment after the reservation, by its own clock, and a request routed just after a
+ * retirement goes to the replacement.
+ */
+export const RETIREMENT_LEAD_MS = 60_000;
 
 /**
  * Worst-case prices for a request: the dearest of the deployments the router may use for it.
  * That is the named model (an alias: any member; `auto` or an unknown id: any model), the arms of
  * an experiment and both sides of a gray release on that name, and — when fallbacks are allowed —
  * the request's fallback list and each model's configured `fallbacks`, followed transitively.
+ * A model named (by the request, an arm or a `fallbacks` list) that has retired is served by its
+ * replacement, as the router serves it: its replacements are included, followed past those
+ * retired too, and (fallbacks allowed) their own fallbacks. A retired member of an alias is not
+ * replaced (the router leaves it out), so it adds nothing but its own price.
  * With `routing.contextFallback` on and fallbacks allowed, the router moves to a model with a
  * larger context window after a provider refused the request for its length: those models are
  * included when the request's padded size (`tokensFor`) does not fit a candidate's window. The
@@ -81,15 +94,42 @@ export class WorstCasePricing {
       const members = membersOf(name, this.catalog, this.aliases);
       if (!members) return [...this.deployments.keys()];
       for (const m of members) out.add(m);
+      if (this.catalog.has(name)) for (const r of this.replacementsOf(name, query.atMs)) out.add(r);
     }
     if (!fallbacksAllowed) return [...out];
-    // A set grows while it is iterated: every model added is visited too (fallbacks of fallbacks).
-    for (const id of out) for (const fallback of this.catalog.get(id)?.fallbacks ?? []) out.add(fallback);
+    // A set grows while it is iterated: every model added is visited too (fallbacks of fallbacks,
+    // and of replacements).
+    for (const id of out) {
+      for (const fallback of this.catalog.get(id)?.fallbacks ?? []) {
+        out.add(fallback);
+        for (const r of this.replacementsOf(fallback, query.atMs)) out.add(r);
+      }
+    }
     if (this.routing.contextFallback) {
       const smallest = Math.min(...[...out].map((id) => this.catalog.get(id)?.contextWindow ?? Infinity));
       if (!tokensFor || tokensFor([...out]) > smallest) for (const model of this.catalog.values()) if (model.contextWindow > smallest) out.add(model.id);
     }
     return [...out];
+  }
+
+  /**
+   * The models that may serve requests naming model `id` in its place at `atMs`: none while it is
+   * live; once retired (see `RETIREMENT_LEAD_MS`), its replacement, and that one's when it is
+   * retired too, as the router's `ModelCatalog.serving` follows them. The retired model itself
+   * stays a candidate: the router may judge it a moment earlier.
+   */
+  private replacementsOf(id: string, atMs: number): string[] {
+    const chain: string[] = [];
+    let current = this.catalog.get(id);
+    // Configuration refuses cycles; the bound only keeps a bad catalog from looping.
+    while (current && chain.length < this.catalog.size) {
+      const lifecycle = current.lifecycle;
+      if (lifecycle?.retiresAt === undefined || lifecycle.replacement === undefined) break;
+      if (Date.parse(lifecycle.retiresAt) > atMs + RETIREMENT_LEAD_MS) break;
+      chain.push(lifecycle.replacement);
+      current = this.catalog.get(lifecycle.replacement);
+    }
+    return chain;
   }
 
   /**
@@ -261,14 +301,16 @@ function hasTier(model: GatewayConfig['models'][number] | undefined, tier: strin
 /**
  * Output tokens each answer of a request may have by its own asking: its `max_completion_tokens`,
  * else its `max_tokens` (a Responses request's `max_output_tokens` and a Messages request's
- * `max_tokens` arrive translated, as `max_completion_tokens`); a legacy completion that asks for
- * nothing gets OpenAI's 16. Undefined when it asks for nothing, or for a limit it may not ask for
- * (the handler refuses that with a 400). Budgets and rate limits both count a request's output by it.
+ * `max_tokens` arrive translated, as `max_completion_tokens`). A legacy completion has only
+ * `max_tokens`, else OpenAI's 16, as its handler sends it: the legacy API has no
+ * `max_completion_tokens` (the handler refuses one with a 400), so one is never read in its place.
+ * Undefined when it asks for nothing, or for a limit it may not ask for (the handler refuses that
+ * with a 400). Budgets and rate limits both count a request's output by it.
  */
 export function askedOutputTokens(body: Record<string, unknown>): number | undefined {
-  const asked = countWithin(body['max_completion_tokens'], REQUEST_BOUNDS.maxTokens) ?? countWithin(body['max_tokens'], REQUEST_BOUNDS.maxTokens);
-  if (asked !== undefined) return asked;
-  return body['prompt'] !== undefined && body['messages'] === undefined ? LEGACY_DEFAULT_MAX_TOKENS : undefined;
+  const maxTokens = countWithin(body['max_tokens'], REQUEST_BOUNDS.maxTokens);
+  if (body['prompt'] !== undefined && body['messages'] === undefined) return maxTokens ?? LEGACY_DEFAULT_MAX_TOKENS;
+  return countWithin(body['max_completion_tokens'], REQUEST_BOUNDS.maxTokens) ?? maxTokens;
 }
 
 /**
