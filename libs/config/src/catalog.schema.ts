@@ -173,7 +173,11 @@ export type AliasConfig = z.infer<typeof aliasSchema>;
 
 export const policySchema = strictObject({
   id: name,
-  /** Who the policy applies to; unset fields match everyone. The most specific matching policy wins. */
+  /**
+   * Who the policy applies to: an organisation, a project of an organisation (a project id is unique
+   * only within its organisation, so `project` needs `org`), or everyone when unset. The most
+   * specific matching policy wins.
+   */
   match: strictObject({ org: name.optional(), project: name.optional() }).default({}),
   /** Defaults for requests that match. */
   route: routeSettingsSchema.default({}),
@@ -188,14 +192,19 @@ export function overridable(policy: PolicyConfig | undefined, field: RouteOverri
   return policy.allowOverrides === true || (Array.isArray(policy.allowOverrides) && policy.allowOverrides.includes(field));
 }
 
-/** The most specific routing policy for a caller: org and project beat org, which beats catch-all. */
+/**
+ * The most specific routing policy for a caller: its organisation's project, then its organisation,
+ * then the catch-all. A project is matched with its organisation, as the pair: project ids are
+ * unique only within an organisation, so `search` alone would name every organisation's `search`
+ * (configuration refuses a `project` without an `org`; such a policy matches no one here).
+ */
 export function policyFor(policies: readonly PolicyConfig[], tenant: { orgId: string; projectId: string }): PolicyConfig | undefined {
   let best: { policy: PolicyConfig; specificity: number } | undefined;
   for (const policy of policies) {
     const { org, project } = policy.match;
     if (org !== undefined && org !== tenant.orgId) continue;
-    if (project !== undefined && project !== tenant.projectId) continue;
-    const specificity = (org ? 2 : 0) + (project ? 1 : 0);
+    if (project !== undefined && (org === undefined || project !== tenant.projectId)) continue;
+    const specificity = project !== undefined ? 2 : org !== undefined ? 1 : 0;
     if (!best || specificity > best.specificity) best = { policy, specificity };
   }
   return best?.policy;
@@ -302,6 +311,10 @@ export const routingSchema = strictObject({
       policies.forEach((policy, i) => {
         const earlier = policies.slice(0, i);
         if (earlier.some((p) => p.id === policy.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate policy id "${policy.id}"` });
+        // Project ids are unique only within an organisation: alone, one would match that project of every organisation.
+        if (policy.match.project !== undefined && policy.match.org === undefined) {
+          ctx.addIssue({ code: 'custom', path: [i, 'match', 'org'], message: `required with match.project: project ids are unique only within an organisation, so name the organisation of "${policy.match.project}"` });
+        }
         // policyFor keeps the first of the most specific matches: a later one with the same match would never apply.
         const same = earlier.find((p) => p.match.org === policy.match.org && p.match.project === policy.match.project);
         if (same) ctx.addIssue({ code: 'custom', path: [i, 'match'], message: `matches the same callers as the policy "${same.id}": of two policies as specific, only the first would ever apply` });

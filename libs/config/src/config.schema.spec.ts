@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { ConfigError, parseConfig } from './config-loader';
+import { policyFor } from './catalog.schema';
 import { configSchema } from './config.schema';
 import { MINIMAL_CONFIG } from './minimal-config.testing';
 
@@ -163,6 +164,33 @@ describe('routing policies', () => {
       'routing.policies[2].id: duplicate policy id "p"',
       'routing.policies[3].match: matches the same callers as the policy "acme": of two policies as specific, only the first would ever apply',
     ]);
+  });
+
+  it('name the organisation of a project: project ids are unique only within an organisation', () => {
+    const policies = [{ id: 'search', match: { project: 'search' } }];
+    expect(problems({ routing: { policies } })).toEqual(['routing.policies[0].match.org: required with match.project: project ids are unique only within an organisation, so name the organisation of "search"']);
+  });
+
+  it("match a project as the pair with its organisation, more specific than the organisation's own policy", () => {
+    const policies = [
+      { id: 'everyone', match: {} },
+      { id: 'acme', match: { org: 'acme' } },
+      { id: 'acme-search', match: { org: 'acme', project: 'search' } },
+      { id: 'beta-search', match: { org: 'beta', project: 'search' } },
+    ];
+    const routing = parseConfig({ ...MINIMAL_CONFIG, routing: { policies } }, {}).routing;
+    const policy = (orgId: string, projectId: string) => policyFor(routing.policies, { orgId, projectId })?.id;
+    expect(policy('acme', 'search')).toBe('acme-search');
+    expect(policy('acme', 'docs')).toBe('acme');
+    expect(policy('beta', 'search')).toBe('beta-search');
+    // Another organisation's project of the same id is not acme's or beta's.
+    expect(policy('gamma', 'search')).toBe('everyone');
+    // Whatever their order, the project's policy wins over its organisation's.
+    expect(policyFor([...routing.policies].reverse(), { orgId: 'acme', projectId: 'search' })?.id).toBe('acme-search');
+    // A policy naming a project alone (refused by configuration) matches no one, not every organisation's project.
+    const unscoped = { ...routing.policies[0]!, id: 'search-anywhere', match: { project: 'search' } };
+    expect(policyFor([routing.policies[1]!, unscoped], { orgId: 'acme', projectId: 'search' })?.id).toBe('acme');
+    expect(policyFor([unscoped], { orgId: 'gamma', projectId: 'search' })).toBeUndefined();
   });
 });
 

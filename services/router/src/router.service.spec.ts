@@ -475,6 +475,31 @@ describe('RouterService.moderate', () => {
   });
 });
 
+describe('RouterService.embed', () => {
+  const EMBEDDINGS = [
+    { id: 'emb-small', capabilities: ['embeddings'], contextWindow: 8191, pricing: { input: '0.02', output: '0' }, deployments: [{ id: 'small-a', provider: 'a', model: 'text-embedding-3-small' }] },
+    { id: 'emb-other', capabilities: ['embeddings'], contextWindow: 8192, pricing: { input: '0.1', output: '0' }, deployments: [{ id: 'other-b', provider: 'b', model: 'amazon.titan-embed-text-v2:0' }] },
+  ];
+  const config = configWith(EMBEDDINGS, { retry: { baseDelayMs: 0, maxDelayMs: 0 }, aliases: { embed: { models: ['emb-small', 'emb-other'], route: { strategy: 'cost' } } } });
+  const request = (model: string): chatv1.EmbeddingRequest => ({ model, texts: ['a very long text'], tokenInputs: [], user: '', extraJson: '' }) as chatv1.EmbeddingRequest;
+
+  it('passes a context-length refusal to the client: never a model with a larger window, whose vectors would be of another size', async () => {
+    const calls: string[] = [];
+    const embed = (req: adapterv1.EmbedRequest, _signal: AbortSignal, deployment: string): Promise<adapterv1.EmbedResponse> => {
+      calls.push(deployment);
+      if (deployment === 'small-a') return Promise.reject(new GatewayError('context_length_exceeded', "This model's maximum context length is 8192 tokens", { code: 'context_length_exceeded', upstreamStatus: 400 }));
+      return Promise.resolve({ response: { model: req.upstreamModel, data: [] } as never });
+    };
+    const service = new RouterService(engineFor(config), { ...unusedAdapters(), embed });
+    // Named by id: not the larger-context fallback.
+    await expect(service.embed({ context: contextFor(), request: request('emb-small') }, new AbortController().signal)).rejects.toMatchObject({ kind: 'context_length_exceeded', code: 'context_length_exceeded' });
+    expect(calls).toEqual(['small-a']);
+    // Through an alias whose next model has a larger window: not the next candidate either.
+    await expect(service.embed({ context: contextFor(), request: request('embed') }, new AbortController().signal)).rejects.toMatchObject({ kind: 'context_length_exceeded' });
+    expect(calls).toEqual(['small-a', 'small-a']);
+  });
+});
+
 describe('RouterService.generateImages', () => {
   const IMAGES = [
     ...TWO_MODELS,

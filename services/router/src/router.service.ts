@@ -284,13 +284,16 @@ export class RouterService {
     context: routerv1.RequestContext,
     request: chatv1.ModerationRequest,
     signal: AbortSignal,
-    /** The whole call's budget, failover included (a guardrail's call); unset: as any whole answer. */
-    timeoutMs?: number,
+    /**
+     * Set for a guardrail's call: its whole budget, failover included (unset: as any whole answer),
+     * and planned as the operator's call, under `routing.defaults` (see `guardrailModeration`).
+     */
+    guardrail?: { timeoutMs: number },
   ): Promise<{ decision: routerv1.RouteDecision; response: chatv1.ModerationResponse }> {
     const open: AttemptOpener<adapterv1.ModerateResponse> = (candidate, callSignal) =>
       once(this.adapters.moderate({ requestId: context.requestId, provider: candidate.deployment.provider, upstreamModel: candidate.deployment.model, request, timeoutMs: 0 }, callSignal, candidate.deployment.id));
     const needs: Capability[] = request.parts.some((p) => p.imageUrl !== undefined) ? ['vision'] : [];
-    const { decision, answer } = await this.serveWhole({ context, capability: 'moderation', model: request.model || AUTO_MODEL, needs, user: '' }, open, signal, false, timeoutMs);
+    const { decision, answer } = await this.serveWhole({ context, capability: 'moderation', model: request.model || AUTO_MODEL, needs, user: '', operatorCall: guardrail !== undefined }, open, signal, false, guardrail?.timeoutMs);
     if (!answer.response) throw new GatewayError('upstream_error', 'The adapter returned no moderation results.');
     return { decision, response: answer.response };
   }
@@ -322,15 +325,18 @@ export class RouterService {
   /**
    * How the guardrails ask a moderation rule's model about a request's texts: routed as a
    * moderation request under the request's context, so its tenant's provider and residency
-   * policies apply to the call too, but not the key's allowed models (the operator chose the
-   * model, not the client). Its usage is not recorded: the model is free (checked at start-up).
+   * policies (`context.policy`, where the tenant's text may be sent) apply to the call too. Not
+   * the key's allowed models, nor the route settings of the tenant's `routing.policies` entry
+   * (`routing.defaults` apply): the operator chose the model and its screening, not the client,
+   * and a tenant's preferred providers, price or quality must not leave its requests unscreened
+   * (failing open) or refused (failing closed). Its usage is not recorded: the model is free (checked at start-up).
    * The call is bounded as a whole by `timeoutMs` (`guardrails.moderationTimeoutMs`), not given a
    * whole answer's `completionTimeoutMs`: the request waits on it before its own route is even
    * planned, and the caller's wait for a first answer does not cover a model that hangs for minutes.
    */
   private guardrailModeration(context: routerv1.RequestContext, signal: AbortSignal): ModerationCall {
     // Made when a rule asks (most requests meet no moderation rule).
-    return async (model, texts, timeoutMs) => (await this.routeModeration({ ...context, allowedModels: [] }, { model, texts, parts: [], extraJson: '' }, signal, timeoutMs)).response;
+    return async (model, texts, timeoutMs) => (await this.routeModeration({ ...context, allowedModels: [] }, { model, texts, parts: [], extraJson: '' }, signal, { timeoutMs })).response;
   }
 
   listModels(context: routerv1.RequestContext | undefined, includeRetired = false): routerv1.ListModelsResponse {
@@ -385,16 +391,23 @@ export class RouterService {
     return { releases: this.engine.grayReleases.states() };
   }
 
-  /** The plan for a request that will be served, counting a request that names a deprecated or retired model, served or refused. */
+  /**
+   * The plan for a request that will be served, counting each deprecated or retired model the
+   * request names (`model`, or an entry of `models`), served, replaced or refused: the counter shows
+   * who still has to move, and a `models` entry is as much the client's code to change as `model`.
+   */
   private planned(request: PlanRequest): RoutePlan {
+    const count = (): void => {
+      for (const name of new Set([request.model, ...(request.controls.models ?? [])])) if (this.engine.catalog.notice(name)) this.onDeprecatedModel(name);
+    };
     let plan: RoutePlan;
     try {
       plan = this.engine.planner.plan(request);
     } catch (error) {
-      if (this.engine.catalog.notice(request.model)) this.onDeprecatedModel(request.model);
+      count();
       throw error;
     }
-    if (plan.deprecation) this.onDeprecatedModel(plan.deprecation.model);
+    count();
     return plan;
   }
 
@@ -421,7 +434,7 @@ export class RouterService {
   /**
    * A request in a gray release counts once for its arm, by its first attempt to the arm's own
    * model. Failures on the deployment's side, the ones failover retries (5xx, timeouts, lost
-   * connections, 429s, an upstream 401 or 404), count against the arm, and so does a stream that
+   * connections, 429s, an upstream 401, 403 or 404), count against the arm, and so does a stream that
    * model breaks after its first token (its success is taken back); a refusal of the request itself
    * (bad request, context too long, content filter) is not counted at all, nor is an attempt the
    * request's deadline stopped. Attempts to other models (the baseline serving a canary request)
@@ -487,7 +500,7 @@ function speechPiece(piece: adapterv1.SpeakResponse): chatv1.SpeechResponse {
 }
 
 /** What a call to an API other than chat is planned with: its capability, model and, where it has them, a prompt estimate, audio length or characters. */
-type PlannedCall = Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'> & Partial<Pick<PlanRequest, 'promptTokens' | 'audioMs' | 'characters' | 'imagesMade'>>;
+type PlannedCall = Pick<PlanRequest, 'context' | 'capability' | 'model' | 'needs' | 'user'> & Partial<Pick<PlanRequest, 'promptTokens' | 'audioMs' | 'characters' | 'imagesMade' | 'operatorCall'>>;
 
 /** The plan request of a call to an API other than chat: no task type, context window, answer length or route controls. */
 function wholePlanRequest(asked: PlannedCall, stream: boolean): PlanRequest {

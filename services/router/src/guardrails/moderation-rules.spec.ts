@@ -347,6 +347,22 @@ describe('moderation rules in the router service', () => {
     expect(adapters.chats).toHaveLength(2);
   });
 
+  it("plans the moderation call under routing.defaults, not the tenant's routing.policies entry, which still applies to the tenant's own requests", async () => {
+    // The org's route settings allow only the US provider: mod-eu-only (eu-2) is outside them.
+    const policies = [{ id: 'us-providers', match: { org: 'org' }, route: { providers: { only: ['us'] }, minQuality: 0.8 }, allowOverrides: false }];
+    for (const failMode of ['closed', 'open'] as const) {
+      const { adapters, service, failures } = setup(failMode, { routing: { policies } });
+      // Screened by the operator's model wherever the tenant prefers its own requests served: neither refused (closed) nor skipped (open).
+      await expect(chat(service, withRules(['eu-only']), { ...chatRequest([user('kill')]), model: 'gpt' })).rejects.toMatchObject({ code: CONTENT_POLICY_VIOLATION });
+      await chat(service, withRules(['eu-only']), { ...chatRequest([user('hello')]), model: 'gpt' });
+      expect(adapters.moderations.map((m) => m.deployment)).toEqual(['mod2-eu', 'mod2-eu']);
+      expect(adapters.chats).toHaveLength(1);
+      expect(failures).toEqual([]);
+      // The tenant's own moderation request is routed under its policy.
+      await expect(service.moderate({ context: withRules([]), request: { model: 'mod-eu-only', texts: ['hi'], parts: [], extraJson: '' } }, new AbortController().signal)).rejects.toMatchObject({ code: 'provider_not_allowed' });
+    }
+  });
+
   it('passes a cancelled client on as a cancellation, not as a failure of the model, even failing open', async () => {
     const { adapters, service, failures } = setup('open');
     const controller = new AbortController();

@@ -51,7 +51,8 @@ export interface Served<T> {
  * time left than its deployment's expected first token, and one the deadline stops counts against
  * no one); a deployment cooling down after a Retry-After (429, or 503/529 overloaded) is
  * waited for when the wait fits `maxRetryAfterMs` and the deadline, else skipped; a context-length
- * failure moves to a model with a larger window when fallbacks are allowed; anything else is the
+ * failure of a chat request moves to a model with a larger window when fallbacks are allowed
+ * (`RoutePlan.contextFallback`); anything else is the
  * client's answer at once. Once a first answer event arrived
  * nothing is retried, so a stream never fails over after the client saw a token.
  */
@@ -210,7 +211,7 @@ export async function serveWithFailover<T>(
       lastError = failure;
       const retryAfterMs = waitAsked(failure);
       if (retryAfterMs) breakers.coolDown(candidate.deployment.id, clock.now() + Math.min(retryAfterMs, MAX_COOLDOWN_MS));
-      if (failure.kind === 'context_length_exceeded' && deps.contextFallback && plan.route.allowFallbacks) {
+      if (failure.kind === 'context_length_exceeded' && deps.contextFallback && plan.contextFallback) {
         const larger = plan.largerContext(candidate.model, queued);
         for (const c of larger) queued.add(c.deployment.id);
         queue = [...queue.slice(cursor).filter((c) => c.model.contextWindow > candidate.model.contextWindow), ...larger];

@@ -143,13 +143,13 @@ class Adapters extends UnusedAdapters {
   }
 }
 
-const chat = (model: string): routerv1.ChatRequest => ({
+const chat = (model: string, extra: Record<string, unknown> = {}): routerv1.ChatRequest => ({
   context: contextFor(),
-  request: { model, messages: [{ role: 'user', text: 'hi', contentIsNull: false, toolCalls: [], extraJson: '' }], tools: [], stop: [], stream: false, logitBias: {}, metadata: {}, modalities: [], extraJson: '' } as chatv1.ChatRequest,
+  request: { model, messages: [{ role: 'user', text: 'hi', contentIsNull: false, toolCalls: [], extraJson: '' }], tools: [], stop: [], stream: false, logitBias: {}, metadata: {}, modalities: [], extraJson: JSON.stringify(extra) } as chatv1.ChatRequest,
 });
 
-async function decisionFor(service: RouterService, model: string): Promise<routerv1.RouteDecision | undefined> {
-  for await (const event of service.chat(chat(model), new AbortController().signal)) if (event.routed) return event.routed.decision;
+async function decisionFor(service: RouterService, model: string, extra: Record<string, unknown> = {}): Promise<routerv1.RouteDecision | undefined> {
+  for await (const event of service.chat(chat(model, extra), new AbortController().signal)) if (event.routed) return event.routed.decision;
   return undefined;
 }
 
@@ -165,6 +165,21 @@ describe('model lifecycle: decisions, counting and listing', () => {
     expect(await decisionFor(service, 'old')).toMatchObject({ model: 'new', replacedModel: 'old', reason: 'replacement for retired old', deprecation: { model: 'old', replacement: 'new' } });
     await expect(decisionFor(service, 'lone')).rejects.toMatchObject({ code: 'model_not_found' });
     expect(counted).toEqual(['old', 'old', 'lone']);
+  });
+
+  it('counts a deprecated or retired model named in `models` too, served or refused, once per request', async () => {
+    const clock = at('2025-08-01');
+    const counted: string[] = [];
+    const service = new RouterService(engineFor(config, clock), new Adapters(), undefined, (m) => counted.push(m));
+    // Served by `new`: the deprecated fallback is named all the same.
+    expect(await decisionFor(service, 'new', { models: ['old'] })).toMatchObject({ model: 'new', deprecation: undefined });
+    expect(counted).toEqual(['old']);
+    clock.advance(60 * DAY);
+    // Retired: `old` replaced, `lone` (no replacement) refused with param `models`; both counted, `old` once.
+    await expect(decisionFor(service, 'old', { models: ['old', 'lone'] })).rejects.toMatchObject({ code: 'model_not_found', param: 'models' });
+    expect(counted).toEqual(['old', 'old', 'lone']);
+    expect(await decisionFor(service, 'new', { models: ['old'] })).toMatchObject({ model: 'new' });
+    expect(counted).toEqual(['old', 'old', 'lone', 'old']);
   });
 
   it('explains a replaced request with the decision saying so', () => {

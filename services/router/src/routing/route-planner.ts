@@ -57,6 +57,13 @@ export interface RoutePlan {
    * client error. Unset otherwise: deployments that are down or busy make it the gateway's 503.
    */
   refusal: GatewayError | undefined;
+  /**
+   * Whether a context-length failure may move on to models with a larger window (`largerContext`):
+   * only a chat request's, and only when fallbacks are allowed. Embeddings, moderations, images and
+   * audio have no context window to outgrow: another model would answer something else (an
+   * embedding of another size, in another space) as a success, so the provider's 400 is the client's.
+   */
+  contextFallback: boolean;
   /** Candidates for a context-length failure: models with a larger window, smallest first, leaving out the deployments in `exclude` (those queued or tried already). */
   largerContext(than: CatalogModel, exclude: ReadonlySet<string>): Candidate[];
 }
@@ -110,6 +117,14 @@ export interface PlanRequest {
   characters?: number | undefined;
   /** Images to make (an image request's `n`, priced each at `perImage`); unset: none. */
   imagesMade?: number | undefined;
+  /**
+   * A call the gateway makes for the operator's own control (a guardrail's moderation), not the
+   * tenant's request: planned under `routing.defaults`, not the caller's `routing.policies` entry,
+   * whose route settings (providers, strategy, quality, price) are for the tenant's own requests
+   * and must not turn the operator's screening off. The tenant's access policy
+   * (`context.policy`, where its data may go) applies all the same. Unset: the caller's policy applies.
+   */
+  operatorCall?: boolean | undefined;
 }
 
 export interface PlannerDependencies {
@@ -186,7 +201,7 @@ export class RoutePlanner {
 
   plan(input: PlanRequest, explain = false): RoutePlan {
     const { catalog, routing } = this.deps;
-    const policy = policyFor(routing.policies, input.context);
+    const policy = input.operatorCall ? undefined : policyFor(routing.policies, input.context);
     // Permission is the key's for the name the client asked for; the arms an experiment or gray release puts behind it inherit it.
     if (!this.mayUse(input.model, input)) {
       throw new GatewayError('not_found', `The model \`${input.model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
@@ -305,6 +320,7 @@ export class RoutePlanner {
       candidates: ordered,
       considered,
       refusal: ordered.length === 0 ? this.refusal(input, rejected) : undefined,
+      contextFallback: input.capability === 'chat' && route.allowFallbacks,
       largerContext: (than, exclude) => this.largerContext(than, input, route, now, exclude),
     };
   }
