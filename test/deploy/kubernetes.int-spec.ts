@@ -193,6 +193,16 @@ const runners: Runner[] = workloads.flatMap((workload) =>
   }),
 );
 const serviceRunners = runners.filter((r) => r.program !== 'provider-simulator');
+const MIB = 1024 * 1024;
+
+/** A Kubernetes memory quantity in bytes (`512Mi`, `2Gi`, `1G`, `1000`); NaN for anything else. */
+function bytesOf(quantity: string | undefined): number {
+  const match = /^(\d+)(Ki|Mi|Gi|K|M|G)?$/.exec(quantity ?? '');
+  if (!match) return Number.NaN;
+  const unit = { Ki: 1024, Mi: MIB, Gi: 1024 * MIB, K: 1e3, M: 1e6, G: 1e9 }[match[2] ?? ''] ?? 1;
+  return Number(match[1]) * unit;
+}
+
 const runnersOf = (program: string): Runner[] => runners.filter((r) => r.program === program);
 const runnerNamed = (name: string): Runner | undefined => runners.find((r) => r.workload.metadata.name === name);
 
@@ -408,6 +418,22 @@ describe('deploy/kubernetes: what runs', () => {
     expect(c.securityContext?.capabilities?.add ?? []).toEqual([]);
     expect(pod.securityContext?.seccompProfile?.type).toBe('RuntimeDefault');
   });
+
+  // Measured (distributed, on loopback): a 100 MiB batch file took the ingress from ~186 to 646 MB,
+  // two 48 MiB image edits at once the router and the adapter to ~590 MB: bodies are held several
+  // times over (the upload, its parts, the gRPC message on each side). A pod killed for memory cuts
+  // every stream on it and loses the usage of requests mid-way.
+  it.each(serviceRunners.filter((r) => ['ingress', 'router', 'adapter'].includes(r.program)).map((r) => [r.workload.metadata.name, r] as const))(
+    '%s has memory for the largest bodies the configuration accepts, two at once',
+    (_name, runner) => {
+      const config = configOf(runner);
+      const { bodyBytes, audioBytes, imageEditBytes } = config.ingress.limits;
+      // Only ingress reads uploaded batch files; the other two carry requests.
+      const largest = Math.max(bodyBytes, audioBytes, imageEditBytes, runner.program === 'ingress' ? config.batches.maxFileBytes : 0);
+      const needed = 256 * MIB + 2 * 6 * largest;
+      expect(bytesOf(runner.container.resources?.limits?.['memory'])).toBeGreaterThanOrEqual(needed);
+    },
+  );
 
   it.each(serviceRunners.map((r) => [r.workload.metadata.name, r] as const))('%s is given longer to stop than its preStop pause and its drain together', (_name, runner) => {
     const config = configOf(runner);
