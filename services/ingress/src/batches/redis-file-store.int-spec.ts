@@ -51,6 +51,24 @@ describe('RedisFileStore on a real Redis', () => {
     expect(JSON.parse((await redis.get(`${prefix}file:${file.id}`)) ?? '{}')).toEqual(file);
   });
 
+  it('stores a large file (sealed and sent in slices) as it stores any: the same sealed form, read back exactly, never over a file of the same id, nothing left staged', async () => {
+    const prefix = freshPrefix();
+    const store = new RedisFileStore(redis, prefix, SECRET);
+    // Over two of the 8 MiB slices, and not a whole number of them.
+    const content = randomBytes(17 * 1024 * 1024 + 5);
+    const file = storedFile('acme/search', 0, { bytes: content.length });
+    await store.put(file, content);
+    const sealed = (await redis.getBuffer(`${prefix}file:${file.id}:content`)) ?? Buffer.alloc(0);
+    expect(sealed.length).toBe(content.length + 28);
+    expect(openBytes(fileSealKey(SECRET), sealed, file.id).equals(content)).toBe(true);
+    expect((await store.content('acme/search', file.id))?.equals(content)).toBe(true);
+    expect(Math.round((await redis.pexpiretime(`${prefix}file:${file.id}:content`)) / 1000)).toBe(file.expiresAt);
+    // Its id taken: refused, and the file kept as it was.
+    await expect(store.put({ ...file, owner: 'initech/ops' }, randomBytes(content.length))).rejects.toThrow(/exists/);
+    expect((await store.content('acme/search', file.id))?.equals(content)).toBe(true);
+    expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}file:${file.id}`, `${prefix}file:${file.id}:content`, `${prefix}files:acme/search`]);
+  });
+
   it("is shared: another replica's store on another connection sees, reads and deletes the same files", async () => {
     const prefix = freshPrefix();
     const other = new Redis(testRedisUrl());

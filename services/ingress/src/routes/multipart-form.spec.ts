@@ -210,6 +210,20 @@ describe('readBounded', () => {
     expect(read.buffer.byteLength).toBe(3);
   });
 
+  it('reads a body of a declared length, in any chunks, into memory of its own of exactly its size, whether it sends what it declared, less or more', async () => {
+    for (const [chunks, declared] of [
+      [['0123', '45678', '9'], '10'],
+      [['01', '234'], '7'],
+      [['0123', '4'], '3'],
+      [['', '012'], '3'],
+    ] as const) {
+      const read = await readBounded(body([...chunks]).stream, declared, limit);
+      expect(read.toString()).toBe(chunks.join(''));
+      expect(read.byteOffset).toBe(0);
+      expect(read.buffer.byteLength).toBe(read.length);
+    }
+  });
+
   it('refuses a body declaring more than its limit before reading any of it, and one sending more as the byte over arrives', async () => {
     const declared = body(['0123456789', 'x']);
     await expect(readBounded(declared.stream, '11', limit)).rejects.toMatchObject({ code: 'request_too_large', message: 'The audio upload is too large: at most 10 bytes are accepted.' });
