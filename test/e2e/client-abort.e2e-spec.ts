@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import type OpenAI from 'openai';
 import { Money, moneyText } from '@openrouter/usage';
 import { queryRows } from '../support/infra/clickhouse';
@@ -28,17 +29,16 @@ const logs = {
   },
 };
 
-function startGateway(onClientAbort: 'cancel' | 'complete' | undefined): Promise<TestGateway> {
+function startGateway(onClientAbort: 'cancel' | 'complete' | undefined, streamStallMs?: number): Promise<TestGateway> {
   return startTestGateway({
     logs,
     configure: (document) => {
       // The provider's own timeout far above its latency here: only the client leaves.
       const providers = document['providers'] as Record<string, Record<string, unknown>>;
       providers['simulated'] = { ...providers['simulated'], timeoutMs: 120_000 };
-      if (onClientAbort) {
-        const access = document['access'] as Record<string, unknown>;
-        access['requests'] = { ...(access['requests'] as Record<string, unknown> | undefined), onClientAbort };
-      }
+      const access = document['access'] as Record<string, unknown>;
+      const requests = access['requests'] as Record<string, unknown> | undefined;
+      access['requests'] = { ...requests, ...(onClientAbort && { onClientAbort }), ...(streamStallMs && { streamStallMs }) };
     },
   });
 }
@@ -157,5 +157,42 @@ describe('a client that leaves while the provider works on its whole answer, by 
     expect(row).toMatchObject({ status: 'cancelled', cancelled: true, completion_tokens: 0, tokens_estimated: true, attempt_status: 'cancelled' });
     expect(row.prompt_tokens).toBeGreaterThan(0);
     expect(moneyText(new Money(row.cost))).toBe(priced(row.prompt_tokens, 0));
+  });
+});
+
+describe('a client that stops reading its whole answer without closing', () => {
+  /** Answers of a million tokens (over 5 MB): more than the loopback's socket buffers hold. */
+  const COMPLETION_TOKENS = 1_000_000;
+  let gw: TestGateway;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    gw = await startGateway(undefined, 1_000);
+    gw.sim.configure({ completionTokens: COMPLETION_TOKENS, ignoreMaxTokens: true });
+  }, 120_000);
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await gw?.close();
+  });
+
+  it.each([
+    ['a chat completion', '/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: question }] }],
+    ['a legacy completion', '/v1/completions', { model: 'gpt-4o-mini', prompt: question }],
+    ['a Responses API request', '/v1/responses', { model: 'gpt-4o-mini', input: question }],
+    ['an Anthropic Messages request', '/v1/messages', { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: question }] }],
+  ])('is cut once it takes none of %s for streamStallMs, and the request recorded as cancelled with what the provider reported', async (name, path, request) => {
+    const requestId = `unread-${name.replaceAll(' ', '-')}`;
+    const body = JSON.stringify(request);
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+    sockets.push(socket);
+    // The client sends its request, then reads nothing and never closes.
+    socket.pause();
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${gw.apiKey}\r\ncontent-type: application/json\r\n` +
+        `x-request-id: ${requestId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    const row = await rowOf(gw, requestId);
+    expect(row).toMatchObject({ status: 'cancelled', cancelled: true, tokens_estimated: false, attempt_status: 'ok', completion_tokens: COMPLETION_TOKENS });
+    expect(moneyText(new Money(row.cost))).toBe(priced(row.prompt_tokens, row.completion_tokens));
   });
 });

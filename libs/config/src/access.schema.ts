@@ -431,7 +431,7 @@ export const accessSchema = strictObject({
     maxWebSocketStreams: numeric(z.number().int().positive()).default(32),
     /** Each WebSocket is pinged this often; one that has not answered the previous ping is dropped. */
     webSocketHeartbeatMs: numeric(z.number().int().min(1_000)).default(30_000),
-    /** A streamed HTTP answer whose client took none of it for this long, while the answer waited for it, is cut. */
+    /** An HTTP answer (streamed, or a whole one being written) whose client took none of it for this long, while the answer waited for it, is cut. */
     streamStallMs: numeric(z.number().int().min(1_000)).default(30_000),
     /**
      * What a client leaving does to a whole (non-streamed) chat answer being worked on: `cancel`

@@ -37,6 +37,10 @@ const FIELD_FIXTURES: Record<string, unknown[]> = {
     { type: 'json_object' },
     { type: 'json_schema', json_schema: { name: 'answer', description: 'An answer', schema: { type: 'object', properties: { a: { type: 'number' } }, additionalProperties: false }, strict: true } },
     { type: 'json_schema', json_schema: { name: 'minimal' } },
+    // Together's and Fireworks' JSON mode: a schema beside json_object.
+    { type: 'json_object', schema: { type: 'object', properties: { a: { type: 'string' } } } },
+    { type: 'json_schema', json_schema: { name: 'lax', strict: null } },
+    { type: 'json_schema', json_schema: { name: 'more', schema: { type: 'object' }, strict: true, vendor: 1 }, other: 2 },
     null,
   ],
   temperature: [0, 0.7, 2, null],
@@ -89,6 +93,8 @@ const MESSAGE_FIXTURES: Body[] = [
     ],
   },
   { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Zürich"}' } }, { id: 'call_2', type: 'function', function: { name: 'noop', arguments: '' } }] },
+  // Google's OpenAI-compatible API wants each call's thought signature back.
+  { role: 'assistant', content: null, tool_calls: [{ id: 'call_3', type: 'function', function: { name: 'f', arguments: '{}' }, extra_content: { google: { thought_signature: 'c2ln' } } }, { id: 'call_4', function: { name: 'g', arguments: '', vendor: true } }] },
   { role: 'assistant', content: 'partial', refusal: null, annotations: [], audio: null },
   { role: 'assistant', content: [{ type: 'text', text: 'a' }, { type: 'refusal', refusal: 'cannot' }] },
   { role: 'assistant', refusal: 'I cannot help with that.' },
@@ -385,6 +391,27 @@ describe('parseChatRequest canonical fields', () => {
       type: 'json_schema',
       jsonSchema: { name: 's', description: 'd', schemaJson: '{"type":"object"}', strict: true },
     });
+  });
+
+  it('keeps a response_format the typed form would lose as raw JSON beside its typed form', () => {
+    const mode = { type: 'json_object', schema: { type: 'object' } };
+    expect(parse({ response_format: mode }).responseFormat).toEqual({ type: 'json_object', rawJson: JSON.stringify(mode) });
+    const lax = { type: 'json_schema', json_schema: { name: 's', strict: null } };
+    expect(parse({ response_format: lax }).responseFormat).toEqual({ type: 'json_schema', jsonSchema: { name: 's', schemaJson: '' }, rawJson: JSON.stringify(lax) });
+  });
+
+  it("keeps an assistant tool call the typed form would lose as raw JSON, the typed call filled, and the typed arguments winning on the way out", () => {
+    const call = { id: 'c1', type: 'function', function: { name: 'f', arguments: '{"card":"4111"}' }, extra_content: { google: { thought_signature: 'sig' } } };
+    const request = parse({ messages: [{ role: 'assistant', content: null, tool_calls: [call] }] });
+    const [parsed] = request.messages[0]?.toolCalls ?? [];
+    expect(parsed).toEqual({ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"card":"4111"}' }, rawJson: JSON.stringify(call) });
+    // A guardrail redacts the typed arguments: the provider gets them, with the call's other keys.
+    if (parsed?.function) parsed.function.arguments = '{"card":"[REDACTED]"}';
+    const [message] = toOpenAIChatBody(request, 'u')['messages'] as Body[];
+    expect(message?.['tool_calls']).toEqual([{ ...call, function: { name: 'f', arguments: '{"card":"[REDACTED]"}' } }]);
+    // A call the typed form holds whole carries no raw JSON.
+    const plain = parse({ messages: [{ role: 'assistant', content: null, tool_calls: [{ id: 'c2', type: 'function', function: { name: 'g', arguments: '' } }] }] });
+    expect(plain.messages[0]?.toolCalls[0]?.rawJson).toBeUndefined();
   });
 
   it.each([

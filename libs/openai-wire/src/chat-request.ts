@@ -53,6 +53,7 @@ const message = z.looseObject({
   }
 });
 type WireMessage = z.infer<typeof message>;
+type WireToolCall = z.infer<typeof toolCall>;
 const MESSAGE_KEYS: ReadonlySet<string> = new Set(Object.keys(message.shape));
 const MESSAGE_LOSSY = { nullModelled: 'content', defaultUnmodelled: new Set(['tool_calls']) };
 
@@ -128,6 +129,10 @@ const INPUT_AUDIO = new Set(['data', 'format']);
 const TOOL_KEYS = new Set(['type', 'function']);
 const FUNCTION_KEYS = new Set(['name', 'description', 'parameters', 'strict']);
 const NAMED_FUNCTION = new Set(['name']);
+const TOOL_CALL_KEYS = new Set(['id', 'type', 'function']);
+const FUNCTION_CALL_KEYS = new Set(['name', 'arguments']);
+const RESPONSE_FORMAT_KEYS = new Set(['type', 'json_schema']);
+const JSON_SCHEMA_KEYS = new Set(['name', 'description', 'schema', 'strict']);
 
 /** A part the typed form would reproduce exactly becomes typed; anything else travels as its JSON. */
 function toPart(part: JsonObject & { type: string }): chatv1.ContentPart {
@@ -183,7 +188,7 @@ function toMessage(m: WireMessage): chatv1.Message {
     role: m.role,
     contentIsNull: m.content === null,
     name: opt(m.name),
-    toolCalls: m.tool_calls ? m.tool_calls.map((c) => ({ id: c.id, type: c.type ?? '', function: { name: c.function.name, arguments: c.function.arguments } })) : [],
+    toolCalls: m.tool_calls ? m.tool_calls.map(toToolCall) : [],
     toolCallId: opt(m.tool_call_id),
     refusal: opt(m.refusal),
     extraJson: extraJson(m, MESSAGE_KEYS, MESSAGE_LOSSY),
@@ -191,6 +196,18 @@ function toMessage(m: WireMessage): chatv1.Message {
   if (typeof m.content === 'string') out.text = m.content;
   else if (Array.isArray(m.content)) out.parts = { parts: m.content.map(toPart) };
   return out;
+}
+
+/**
+ * A tool call handed back in an assistant message. The typed form is always filled (guardrails
+ * redact its arguments, other adapters read it); when it would drop something (Google's
+ * `extra_content`, which carries the `thought_signature` Gemini wants back), the call's JSON rides
+ * along in `rawJson` for OpenAI-compatible providers.
+ */
+function toToolCall(c: WireToolCall): chatv1.ToolCall {
+  const call: chatv1.ToolCall = { id: c.id, type: c.type ?? '', function: { name: c.function.name, arguments: c.function.arguments } };
+  if (!onlyKeys(c, TOOL_CALL_KEYS) || !onlyKeys(c.function, FUNCTION_CALL_KEYS)) call.rawJson = JSON.stringify(c);
+  return call;
 }
 
 /**
@@ -224,13 +241,17 @@ function toToolChoice(c: NonNullable<ChatBody['tool_choice']>): chatv1.ToolChoic
   return { rawJson: JSON.stringify(c) };
 }
 
+/**
+ * The typed form (routing reads its type, other adapters its schema), with the client's JSON in
+ * `rawJson` when the typed form would drop something: a `schema` beside `json_object` (Together's
+ * and Fireworks' JSON mode), `strict: null`, any other key.
+ */
 function toResponseFormat(rf: NonNullable<ChatBody['response_format']>): chatv1.ResponseFormat {
   const js = rf.json_schema;
-  if (!js) return { type: rf.type };
-  return {
-    type: rf.type,
-    jsonSchema: { name: js.name, description: js.description, schemaJson: js.schema === undefined ? '' : JSON.stringify(js.schema), strict: opt(js.strict) },
-  };
+  const out: chatv1.ResponseFormat = { type: rf.type };
+  if (js) out.jsonSchema = { name: js.name, description: js.description, schemaJson: js.schema === undefined ? '' : JSON.stringify(js.schema), strict: opt(js.strict) };
+  if (!onlyKeys(rf, RESPONSE_FORMAT_KEYS) || (js && (!onlyKeys(js, JSON_SCHEMA_KEYS) || js.strict === null))) out.rawJson = JSON.stringify(rf);
+  return out;
 }
 
 /**
@@ -279,10 +300,16 @@ function fromPart(p: chatv1.ContentPart): unknown {
   return p.rawJson ? JSON.parse(p.rawJson) : { type: 'text', text: '' };
 }
 
+/**
+ * A tool call as the client sent it: its JSON when it had keys the typed form has no slot for, with
+ * the typed fields laid over it (a guardrail may have redacted the arguments since).
+ */
 function fromToolCall(c: chatv1.ToolCall): JsonObject {
-  const out: JsonObject = { id: c.id };
+  const raw = c.rawJson ? (JSON.parse(c.rawJson) as JsonObject) : {};
+  const out: JsonObject = { ...raw, id: c.id };
   if (c.type) out['type'] = c.type;
-  out['function'] = { name: c.function?.name ?? '', arguments: c.function?.arguments ?? '' };
+  const rawFunction = isObject(raw['function']) ? raw['function'] : {};
+  out['function'] = { ...rawFunction, name: c.function?.name ?? '', arguments: c.function?.arguments ?? '' };
   return out;
 }
 
@@ -323,6 +350,7 @@ function fromToolChoice(c: chatv1.ToolChoice): unknown {
 }
 
 function fromResponseFormat(rf: chatv1.ResponseFormat): JsonObject {
+  if (rf.rawJson) return JSON.parse(rf.rawJson) as JsonObject;
   const out: JsonObject = { type: rf.type };
   const js = rf.jsonSchema;
   if (js) {

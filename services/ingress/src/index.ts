@@ -211,6 +211,7 @@ export async function startIngress(config: GatewayConfig, logger: Logger, option
         telemetry.telemetry.registry,
         Date.now,
         lifecycleStarts(config.models),
+        access,
       )
     : undefined;
   // Files of the Files API and batches, stored responses and conversations: in the access store's Redis (every replica's), on a connection of their own for large values, when there is one; else in this process.

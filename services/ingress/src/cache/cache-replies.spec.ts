@@ -102,13 +102,16 @@ describe('sendTranslatedHit', () => {
   it('answers whole with the API\'s answer built from the stored completion under a fresh id, and the hit headers', async () => {
     let sent: unknown;
     let headers: Record<string, string> = {};
+    const raw = new ReadingResponse();
     const reply = {
+      raw,
       headers(h: Record<string, string>) {
         headers = h;
         return this;
       },
       send: async (body: unknown) => {
         sent = body;
+        raw.emit('finish');
       },
     } as unknown as FastifyReply;
     await sendTranslatedHit({ id: 'r1' } as FastifyRequest, reply, false, hit, track, 1_000, api);
@@ -142,13 +145,16 @@ describe('sendLegacyHit', () => {
   it('answers whole with one text_completion under a fresh cmpl- id, its choices as stored, and the hit headers', async () => {
     let sent: unknown;
     let headers: Record<string, string> = {};
+    const raw = new ReadingResponse();
     const reply = {
+      raw,
       headers(h: Record<string, string>) {
         headers = h;
         return this;
       },
       send: async (body: unknown) => {
         sent = body;
+        raw.emit('finish');
       },
     } as unknown as FastifyReply;
     await sendLegacyHit({ id: 'r1' } as FastifyRequest, reply, { stream: false, includeUsage: false }, legacy, track, 1_000);

@@ -4,7 +4,7 @@ import type { chatv1, routerv1 } from '@openrouter/contracts';
 import { toLegacyChunk, toLegacyCompletion, toOpenAIChunk, toOpenAICompletion, toOpenAIEmbeddingResponse, toOpenAIUsage, type EmbeddingEncoding } from '@openrouter/openai-wire';
 import type { TranslatedApi } from '../routes/chat.service';
 import type { ChatCompletionKeeping } from '../chat-store/stored-chat-completions';
-import { clientHasLeft, cutWhenStalled } from '../routes/client-connection';
+import { clientHasLeft, cutWhenStalled, cutWhenWholeAnswerStalls } from '../routes/client-connection';
 import { SseWriter } from '../routes/sse.writer';
 import type { UsageTrack } from '../usage/usage-recorder';
 import { replayChunks } from './cached-answer';
@@ -53,8 +53,8 @@ function hitHeaders(req: FastifyRequest, hit: CacheHit, usage: UsageTrack): Reco
 /**
  * A chat request answered from the cache, whole or as a stream (`request.stream`) whatever the
  * entry came from: a stream replays the answer as OpenAI's chunks (each choice's message, then
- * its finish), the usage chunk when the client asked for it, and `[DONE]`; cut, as a provider's
- * stream is, when its client stops reading for `stallMs` (`REQUEST_BOUNDS.streamStallMs`).
+ * its finish), the usage chunk when the client asked for it, and `[DONE]`; cut, whole or streamed,
+ * as a provider's answer is, when its client stops reading for `stallMs` (`REQUEST_BOUNDS.streamStallMs`).
  */
 export async function sendChatHit(
   req: FastifyRequest,
@@ -70,6 +70,7 @@ export async function sendChatHit(
   const headers = hitHeaders(req, hit, usage);
   if (!request.stream) {
     const body = usage.decorate(toOpenAICompletion({ ...completion, usage: usage.tokens() }, hit.model));
+    cutWhenWholeAnswerStalls(reply.raw, stallMs);
     await reply.headers(headers).send(keeping ? keeping.stamp(body) : body);
     // A request asking for `store: true` keeps its answer, a hit as any (docs/chat-completions-store.md).
     keeping?.whole(body);
@@ -119,6 +120,7 @@ export async function sendTranslatedHit<E extends { type: string }>(
   usage.cacheHit(hit, completion.usage);
   const headers = { ...hitHeaders(req, hit, usage), ...api.headers };
   if (!stream) {
+    cutWhenWholeAnswerStalls(reply.raw, stallMs);
     await reply.headers(headers).send(usage.decorate(await api.whole({ ...completion, usage: usage.tokens() }, hit.model)));
     return;
   }
@@ -159,6 +161,7 @@ export async function sendLegacyHit(
   const headers = hitHeaders(req, hit, usage);
   if (!stream.stream) {
     // Its choices' indexes run across prompts already: one "prompt" of one choice each keeps them.
+    cutWhenWholeAnswerStalls(reply.raw, stallMs);
     await reply.headers(headers).send(usage.decorate(toLegacyCompletion([{ ...completion, usage: usage.tokens() }], hit.model, 1)));
     return;
   }

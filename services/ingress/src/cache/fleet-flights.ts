@@ -5,7 +5,7 @@ import { keepSubscribed } from '@openrouter/service-runtime';
 /** What claiming an entry's flight found: the entry itself (stored meanwhile), another's claim, or the claim is this request's now. */
 export type Claimed = { kind: 'stored'; sealed: string } | { kind: 'held'; holder: string } | { kind: 'claimed' };
 
-/** How another replica's flight ended for a request following it: its entry, or nothing (abandoned, expired, or the wait ran out). */
+/** How another replica's flight ended for a replica following it: its entry, or nothing (abandoned, or its claim expired). */
 export type Followed = { outcome: 'stored'; sealed: string } | { outcome: 'abandoned' };
 
 /**
@@ -21,8 +21,12 @@ export interface FleetFlights {
   renew(id: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Deletes `owner`'s own claim (never another's) and tells the replicas following it how it ended. */
   release(id: string, owner: string, outcome: 'stored' | 'abandoned'): Promise<void>;
-  /** Until `holder`'s flight of `id` ends (its entry stored, its claim gone), at most `waitMs`. Never rejects. */
-  follow(id: string, holder: string, waitMs: number): Promise<Followed>;
+  /**
+   * Until `holder`'s flight of `id` ends: its entry stored, or its claim gone (released, expired, or
+   * another's now). No bound of its own: the claim's expiry ends a flight whose leader crashed, and
+   * each request following it waits at most its own time. Never rejects.
+   */
+  follow(id: string, holder: string): Promise<Followed>;
 }
 
 /** How often a follower reads the entry and the claim itself: a lost notice costs this much latency, never a wrong answer. */
@@ -100,7 +104,7 @@ export class RedisFleetFlights implements FleetFlights {
     await this.redis.eval(RELEASE_LUA, 1, this.claimKey(id), owner, this.channel, JSON.stringify({ id, holder: owner, outcome }));
   }
 
-  follow(id: string, holder: string, waitMs: number): Promise<Followed> {
+  follow(id: string, holder: string): Promise<Followed> {
     return new Promise((resolve) => {
       let done = false;
       let checking = false;
@@ -108,7 +112,6 @@ export class RedisFleetFlights implements FleetFlights {
         if (done) return;
         done = true;
         clearInterval(poll);
-        clearTimeout(timer);
         const checks = this.followers.get(id);
         checks?.delete(check);
         if (checks?.size === 0) this.followers.delete(id);
@@ -125,15 +128,14 @@ export class RedisFleetFlights implements FleetFlights {
             if (sealed) finish({ outcome: 'stored', sealed });
             else if (claim !== holder) finish({ outcome: 'abandoned' });
           },
-          // Redis away: the next poll tries again, and the wait's bound ends it.
+          // Redis away: the next poll tries again. The requests waiting meanwhile go on at their own
+          // wait's end; once Redis answers again, a claim that expired meanwhile ends the flight.
           () => (checking = false),
         );
       };
       const poll = setInterval(check, FOLLOW_POLL_MS);
-      const timer = setTimeout(() => finish({ outcome: 'abandoned' }), waitMs);
       // A follower never keeps the process alive.
       poll.unref();
-      timer.unref();
       const checks = this.followers.get(id) ?? new Set<() => void>();
       checks.add(check);
       this.followers.set(id, checks);

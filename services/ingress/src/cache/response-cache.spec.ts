@@ -3,8 +3,13 @@ import { cacheSchema } from '@openrouter/config';
 import { routerv1, type chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
+import { MemoryAccessRepository } from '../access/access.repository';
+import { AccessService } from '../access/access.service';
 import { hashApiKey } from '../access/api-key';
+import { MemoryCounterStore } from '../access/counter.store';
+import type { ApiKeyRecord } from '../access/key-record';
 import { openText } from '../access/sealed-text';
+import { ingressTestConfig } from '../test-config.testing';
 import { lifecycleStarts, ResponseCache, type CachedOrigin } from './response-cache';
 import type { Claimed, FleetFlights, Followed } from './fleet-flights';
 import { MemoryResponseCacheStore, type ResponseCacheStore } from './response-cache.store';
@@ -250,6 +255,82 @@ describe('ResponseCache', () => {
     await expect(cache.lookup(cache.plan('/v1/embeddings', context, { model: 'e', input: 'x' }, { 'x-openrouter-cache': 'refresh' }), 'r1')).resolves.toBeUndefined();
     await expect(cache.lookup(cache.plan('/v1/embeddings', context, { model: 'e', input: 'x' }, {}), 'r2')).resolves.toBeUndefined();
     await expect(results(registry)).resolves.toEqual({ refresh: 1, bypass: 1 });
+  });
+});
+
+describe('ResponseCache for tenants that keep nothing of their responses (storeResponses: false)', () => {
+  const SECRET = 'zero-retention-spec-secret';
+  const vault = routerv1.RequestContext.fromPartial({ requestId: 'r', orgId: 'acme', teamId: 'platform', projectId: 'vault', keyId: 'vault-1' });
+  const search = routerv1.RequestContext.fromPartial({ requestId: 'r', orgId: 'acme', teamId: 'platform', projectId: 'search', keyId: 'search-1' });
+
+  /** The real access layer over in-memory stores: the project `vault` keeps nothing, nor does the key `search-private` of `search`. */
+  async function keysOf(): Promise<{ access: AccessService; key: (presented: string) => Promise<ApiKeyRecord> }> {
+    const config = ingressTestConfig({
+      access: {
+        keyHashSecret: SECRET,
+        orgs: [{ id: 'acme', teams: [{ id: 'platform', projects: [{ id: 'search' }, { id: 'vault', policy: { storeResponses: false } }] }] }],
+        keys: [
+          { id: 'search-1', hash: hashApiKey(SECRET, 'sk-search-1'), org: 'acme', team: 'platform', project: 'search' },
+          { id: 'search-private', hash: hashApiKey(SECRET, 'sk-search-private'), org: 'acme', team: 'platform', project: 'search', policy: { storeResponses: false } },
+          { id: 'vault-1', hash: hashApiKey(SECRET, 'sk-vault-1'), org: 'acme', team: 'platform', project: 'vault' },
+        ],
+      },
+    });
+    const access = new AccessService(config, new MemoryAccessRepository(), new MemoryCounterStore(), createLogger('test', 'silent'), undefined);
+    await access.start();
+    const key = async (presented: string): Promise<ApiKeyRecord> => {
+      const record = await access.keyOf(presented);
+      if (!record) throw new Error(`no key ${presented}`);
+      return record;
+    };
+    return { access, key };
+  }
+
+  function cacheWith(access: Pick<AccessService, 'responsesUnstoredBy'>, store: ResponseCacheStore, settings: Record<string, unknown> = {}): { cache: ResponseCache; registry: Registry } {
+    const registry = new Registry();
+    return { cache: new ResponseCache(cacheSchema.parse({ enabled: true, ...settings }), SECRET, store, createLogger('test', 'silent'), registry, () => 1_000_000, new Map(), access), registry };
+  }
+
+  it('bypasses the cache for them whatever the request or cache.mode asks, and uses it for the others', async () => {
+    const { access, key } = await keysOf();
+    const { cache } = cacheWith(access, new Recording(), { mode: 'always' });
+    const [vaultKey, privateKey, searchKey] = await Promise.all([key('sk-vault-1'), key('sk-search-private'), key('sk-search-1')]);
+    for (const headers of [{}, { 'x-openrouter-cache': 'use' }, { 'x-openrouter-cache': 'refresh' }]) {
+      expect(await cache.planFor('/v1/chat/completions', vault, body, headers, vaultKey)).toMatchObject({ mode: 'bypass', id: '' });
+      expect(await cache.planFor('/v1/embeddings', search, { model: 'e', input: 'x' }, headers, privateKey)).toMatchObject({ mode: 'bypass', id: '' });
+      expect((await cache.planFor('/v1/chat/completions', search, body, headers, searchKey)).mode).not.toBe('bypass');
+    }
+    // A bad header is still the client's error.
+    await expect(cache.planFor('/v1/chat/completions', vault, body, { 'x-openrouter-cache': 'sometimes' }, vaultKey)).rejects.toMatchObject({ kind: 'bad_request', param: 'x-openrouter-cache' });
+  });
+
+  it('neither stores their answers nor serves them an entry stored before, and counts them as bypass', async () => {
+    const { access, key } = await keysOf();
+    const store = new Recording();
+    const { cache, registry } = cacheWith(access, store);
+    const vaultKey = await key('sk-vault-1');
+    const use = { 'x-openrouter-cache': 'use' };
+    const plan = await cache.planFor('/v1/chat/completions', vault, body, use, vaultKey);
+    await expect(cache.lookup(plan, 'r1')).resolves.toBeUndefined();
+    cache.storeCompletion(plan, origin, answer, 'r1');
+    const embedding = await cache.planFor('/v1/embeddings', vault, { model: 'e', input: 'x' }, use, vaultKey);
+    cache.storeEmbedding(embedding, origin, { model: 'e', data: [], usage }, 'r2');
+    await settled();
+    expect(store.values.size).toBe(0);
+    // An entry of the project stored before its policy said so is not served to it.
+    const before = cache.plan('/v1/chat/completions', vault, body, use);
+    cache.storeCompletion(before, origin, answer, 'r0');
+    await settled();
+    expect(store.values.size).toBe(1);
+    await expect(cache.lookup(await cache.planFor('/v1/chat/completions', vault, body, use, vaultKey), 'r3')).resolves.toBeUndefined();
+    await expect(results(registry)).resolves.toEqual({ bypass: 2 });
+  });
+
+  it('keeps nothing of a request whose policy cannot be read now', async () => {
+    const { key } = await keysOf();
+    const unreadable = { responsesUnstoredBy: () => Promise.reject(new GatewayError('unavailable', 'The key\'s organisation cannot be resolved right now.')) };
+    const { cache } = cacheWith(unreadable, new Recording());
+    expect((await cache.planFor('/v1/chat/completions', search, body, { 'x-openrouter-cache': 'use' }, await key('sk-search-1'))).mode).toBe('bypass');
   });
 });
 

@@ -6,6 +6,8 @@ import type { CacheConfig, ModelConfig } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import type { Logger } from '@openrouter/observability';
 import type { PricedUsage } from '@openrouter/usage';
+import type { AccessService } from '../access/access.service';
+import type { ApiKeyRecord } from '../access/key-record';
 import { openText, sealText } from '../access/sealed-text';
 import { CACHE_ENDPOINTS, keyMaterial, scopeIds, servingConstraints, type CacheEndpoint } from './cache-key';
 import { StreamedAnswer } from './cached-answer';
@@ -113,6 +115,8 @@ export class ResponseCache {
     private readonly now: () => number = Date.now,
     /** From when each model with a lifecycle is left to the router (see `lifecycleStarts`). */
     private readonly lifecycles: ReadonlyMap<string, number> = new Map(),
+    /** Which keys' tenants keep nothing of their responses (see `planFor`). */
+    private readonly access?: Pick<AccessService, 'responsesUnstoredBy'>,
   ) {
     // Labels with a NUL byte, which no API key can hold (a header cannot carry one): an API key's
     // hash, HMAC of the same secret and kept in the configuration and the access store, is never one of these keys.
@@ -141,6 +145,7 @@ export class ResponseCache {
   /**
    * What the request asks of the cache (`x-openrouter-cache`, else `cache.mode`), and its entry's
    * id and time to live. An unknown mode or a bad TTL is the client's error (400 naming the header).
+   * A route plans through `planFor`, which also heeds the key's tenants' retention policy.
    */
   plan(endpoint: CacheEndpoint, context: routerv1.RequestContext, body: unknown, headers: Readonly<Record<string, string | string[] | undefined>>): CachePlan {
     const asked = headers[CACHE_HEADER];
@@ -155,6 +160,24 @@ export class ResponseCache {
     if (mode === 'bypass') return { mode, endpoint, id: '', ttlMs };
     const material = keyMaterial(scopeIds(this.config.scope, context), endpoint, body, headers, servingConstraints(context));
     return { mode, endpoint, id: createHmac('sha256', this.keyKey).update(material).digest('hex'), ttlMs };
+  }
+
+  /**
+   * `plan` for a request of `key`, as a route makes it: a key whose own or tenants' policy keeps
+   * nothing of its responses (`storeResponses: false`, zero retention; docs/access.md) bypasses the
+   * cache whatever it or `cache.mode` asks. Its answer is then neither stored (another key of its
+   * project would be answered from it) nor served from an entry, and it neither leads nor waits.
+   */
+  async planFor(endpoint: CacheEndpoint, context: routerv1.RequestContext, body: unknown, headers: Readonly<Record<string, string | string[] | undefined>>, key: ApiKeyRecord | undefined): Promise<CachePlan> {
+    const plan = this.plan(endpoint, context, body, headers);
+    if (plan.mode === 'bypass' || !key || !this.access) return plan;
+    // A policy that cannot be read now (its tenant not loaded) keeps nothing either: the cache never
+    // fails a request, and never keeps what it does not know it may.
+    const keepsNothing = await this.access.responsesUnstoredBy(key).then(
+      (level) => level !== undefined,
+      () => true,
+    );
+    return keepsNothing ? { mode: 'bypass', endpoint, id: '', ttlMs: plan.ttlMs } : plan;
   }
 
   /**
@@ -231,8 +254,11 @@ export class ResponseCache {
       }
     }
     if (claimed?.kind === 'held' && this.fleet) {
-      // Another replica leads: this process's flight follows it, and this request waits as its own waiters do.
-      this.fleet.follow(plan.id, claimed.holder, this.config.coalesceWaitMs).then((followed) => (followed.outcome === 'stored' ? lead.stored(followed.sealed) : lead.abandon()));
+      // Another replica leads: this process's flight follows it for as long as its claim lasts, and
+      // this request waits as its own waiters do. No request's wait bounds the flight: each one here,
+      // this one included, goes on by itself at the end of its own wait, and one arriving later still
+      // has the whole of its own.
+      this.fleet.follow(plan.id, claimed.holder).then((followed) => (followed.outcome === 'stored' ? lead.stored(followed.sealed) : lead.abandon()));
       return this.waited(plan, await lead.follow(clientGone), requestId, clientGone);
     }
     const leading: Leading = { local: lead };

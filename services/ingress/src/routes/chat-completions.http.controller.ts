@@ -10,7 +10,7 @@ import { StoredChatCompletions, type ChatCompletionKeeping } from '../chat-store
 import { ResponseCache, type CachePlan } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { clientChunks, openHttpChat, parseHttpChat } from './chat.service';
-import { clientGone, toldOnFailure } from './client-connection';
+import { clientGone, cutWhenWholeAnswerStalls, toldOnFailure } from './client-connection';
 import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
@@ -34,7 +34,7 @@ export class ChatCompletionsHttpController {
     // `store: true` with the gateway keeping completions (docs/chat-completions-store.md); nothing more for any other request.
     const keeping = parsed.store === true && this.kept ? await this.kept.keeping(req.apiKeyRecord, requestContextOf(req), parsed, req.body) : undefined;
     // The response cache, when enabled: a hit is answered here, with no routing and no provider call.
-    const plan = this.cache?.plan('/v1/chat/completions', requestContextOf(req), req.body, req.headers);
+    const plan = await this.cache?.planFor('/v1/chat/completions', requestContextOf(req), req.body, req.headers, req.apiKeyRecord);
     if (plan && this.cache) {
       // An identical request being answered now is waited for, until its client leaves.
       const hit = await this.cache.lookup(plan, String(req.id), clientGone(reply));
@@ -61,6 +61,8 @@ export class ChatCompletionsHttpController {
       if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
       const answered = usage.completion(completion);
       const body = usage.decorate(toOpenAICompletion(answered, model));
+      // A client that stops reading its answer is cut, so its request is recorded (as cancelled).
+      cutWhenWholeAnswerStalls(reply.raw, this.bounds.streamStallMs);
       await reply.headers({ ...headers, ...usage.costHeaders() }).send(keeping ? keeping.stamp(body) : body);
       storing.whole(answered);
       keeping?.whole(body);

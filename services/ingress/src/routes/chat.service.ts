@@ -149,15 +149,23 @@ export function applyRouteHeaders(request: chatv1.ChatRequest, headers: Readonly
   const models = headers['x-openrouter-models'];
   if (typeof route !== 'string' && typeof models !== 'string') return;
   const extra = request.extraJson ? (JSON.parse(request.extraJson) as Record<string, unknown>) : {};
-  if (typeof route === 'string' && extra['route'] === undefined) {
-    try {
-      extra['route'] = JSON.parse(route) as unknown;
-    } catch {
-      throw new GatewayError('bad_request', 'The x-openrouter-route header must be a JSON object.', { param: 'x-openrouter-route', code: 'invalid_value' });
-    }
-  }
+  if (typeof route === 'string' && extra['route'] === undefined) extra['route'] = routeObject(route);
   if (typeof models === 'string' && extra['models'] === undefined) extra['models'] = models.split(',').map((m) => m.trim()).filter(Boolean);
   request.extraJson = JSON.stringify(extra);
+}
+
+/** The `x-openrouter-route` header's object; anything else (not JSON, or JSON that is no object: `null`, `1e999`, a list) is the client's error. */
+function routeObject(header: string): Record<string, unknown> {
+  let route: unknown;
+  try {
+    route = JSON.parse(header);
+  } catch {
+    route = undefined;
+  }
+  if (typeof route !== 'object' || route === null || Array.isArray(route)) {
+    throw new GatewayError('bad_request', 'The x-openrouter-route header must be a JSON object.', { param: 'x-openrouter-route', code: 'invalid_value' });
+  }
+  return route as Record<string, unknown>;
 }
 
 /** What a streamed answer is checked and metered against on its way to the client. */

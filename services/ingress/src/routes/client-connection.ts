@@ -14,6 +14,22 @@ export function clientHasLeft(reply: FastifyReply): boolean {
 }
 
 /**
+ * Whether a response was written to its client whole, asked once it has closed. Node cannot say it
+ * of an answer handed over whole (`end`) that the connection lost while the OS still held part of
+ * it (a client that stopped reading cut by `cutWhenWholeAnswerStalls`, a client that reset the
+ * connection): the response's socket is taken off and its buffers emptied, so it reads as
+ * `writableFinished`, and it emits `finish` all the same. So its `finish` counts only when it comes
+ * while its connection is still open: heard ahead of the server's own listener, which hands the
+ * connection on to the next request or closes it.
+ */
+export function deliveredWhole(response: ServerResponse): () => boolean {
+  const socket = response.socket;
+  let delivered = response.writableFinished;
+  if (!delivered) response.prependOnceListener('finish', () => (delivered = socket?.destroyed !== true));
+  return () => delivered;
+}
+
+/**
  * Calls `listener` once the response has closed (written or abandoned). A response that closed
  * already, while awaited admission checks ran, gets its listener on the next turn of the loop:
  * its `close` event will not fire again.
@@ -101,11 +117,13 @@ export function stopIfClientLeft(reply: FastifyReply): void {
   if (clientHasLeft(reply)) throw new GatewayError('cancelled', 'The client went away.');
 }
 
-/** A streamed response's outbound state at one check of `cutWhenStalled`. */
+/** A response's outbound state at one check of `cutWhenStalled` or `cutWhenWholeAnswerStalls`. */
 interface Outbound {
-  /** Whether the answer waits for the client: the response holds more than its high-water mark. */
+  /** Whether the answer waits for the client (a stream: the response holds more than its high-water mark; a whole answer: it is not all written yet). */
   waiting: boolean;
   drains: number;
+  /** Bytes Node holds for the socket, the write in flight among them. */
+  socketQueued: number | undefined;
   osQueued: number | undefined;
 }
 
@@ -121,22 +139,51 @@ interface Outbound {
  * of the write in flight) and keeps its stream.
  */
 export function cutWhenStalled(response: ServerResponse, stallMs: number): void {
-  if (response.destroyed) return;
+  cutWithoutProgress(response, stallMs, () => response.writableNeedDrain);
+}
+
+/**
+ * Cuts the connection of a whole answer (sent at once, `reply.send`) whose client took none of it
+ * over a whole `stallMs` while it was being written, as `cutWhenStalled` cuts a stream's. Call it
+ * just before the send: it watches only the write (the time the provider took is not the client's)
+ * and is done once the answer is written. The request's usage record is written when its response
+ * closes, so a client that stopped reading without closing would otherwise hold the record, and the
+ * settling of its budget reservation, for as long as it stays connected (after `end` the response
+ * never needs a drain, so `cutWhenStalled` would not see it wait). A client that reads slowly
+ * shows progress (the OS takes more of the write in flight) and gets its whole answer. The cut
+ * reads as the client gone: the request is recorded as cancelled, with what the provider reported.
+ */
+export function cutWhenWholeAnswerStalls(response: ServerResponse, stallMs: number): void {
+  cutWithoutProgress(response, stallMs, () => response.writableEnded && !response.writableFinished);
+}
+
+/** Destroys `response` when it was `waiting` at two checks `stallMs` apart and its client took nothing between them; checks until it is written or closed. */
+function cutWithoutProgress(response: ServerResponse, stallMs: number, waiting: () => boolean): void {
+  if (response.destroyed || response.writableFinished) return;
   let drains = 0;
   const onDrain = (): void => void drains++;
   response.on('drain', onDrain);
-  const outbound = (): Outbound => ({ waiting: response.writableNeedDrain, drains, osQueued: response.socket ? osQueuedBytes(response.socket) : undefined });
+  const socket = response.socket;
+  const outbound = (): Outbound => ({ waiting: waiting(), drains, socketQueued: socket?.writableLength, osQueued: socket ? osQueuedBytes(socket) : undefined });
   let before = outbound();
   const timer = setInterval(() => {
     const now = outbound();
-    const tookMore = now.drains > before.drains || (now.osQueued !== undefined && before.osQueued !== undefined && now.osQueued < before.osQueued);
+    const tookMore = now.drains > before.drains || shrank(before.socketQueued, now.socketQueued) || shrank(before.osQueued, now.osQueued);
     const stalled = before.waiting && now.waiting && !tookMore;
     before = now;
     if (stalled) response.destroy();
   }, stallMs);
   timer.unref();
-  response.once('close', () => {
+  const stop = (): void => {
     clearInterval(timer);
     response.off('drain', onDrain);
-  });
+    response.off('finish', stop);
+    response.off('close', stop);
+  };
+  response.once('finish', stop);
+  response.once('close', stop);
+}
+
+function shrank(before: number | undefined, now: number | undefined): boolean {
+  return before !== undefined && now !== undefined && now < before;
 }

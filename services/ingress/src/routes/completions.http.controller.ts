@@ -10,7 +10,7 @@ import { LegacyAnswerStoring } from '../cache/legacy-answer-storing';
 import { ResponseCache, type CachePlan } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { applyRouteHeaders, openChat, routeHeaders, type AnswerEvent, type OpenedChat } from './chat.service';
-import { callSignal, clientGone, cutWhenStalled, stopIfClientLeft, toldOnFailure } from './client-connection';
+import { callSignal, clientGone, cutWhenStalled, cutWhenWholeAnswerStalls, stopIfClientLeft, toldOnFailure } from './client-connection';
 import { checkChatBounds, REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { SseWriter } from './sse.writer';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
@@ -40,7 +40,7 @@ export class CompletionsHttpController {
     checkChatBounds(legacy.chat, this.bounds);
     if (legacy.prompts.length > this.bounds.maxMessages) throw new GatewayError('bad_request', `At most ${this.bounds.maxMessages} prompts are accepted.`, { param: 'prompt', code: 'invalid_value' });
     // The response cache, when enabled: a hit is answered here, with no routing and no provider call.
-    const plan = this.cache?.plan('/v1/completions', requestContextOf(req), req.body, req.headers);
+    const plan = await this.cache?.planFor('/v1/completions', requestContextOf(req), req.body, req.headers, req.apiKeyRecord);
     if (plan && this.cache) {
       // An identical request being answered now is waited for, until its client leaves.
       const hit = await this.cache.lookup(plan, String(req.id), clientGone(reply));
@@ -109,6 +109,8 @@ export class CompletionsHttpController {
         if (!o.first.completion) throw new GatewayError('upstream_error', 'The provider returned no completion.');
         return o.first.completion;
       });
+      // A client that stops reading its answer is cut, so its request is recorded (as cancelled).
+      cutWhenWholeAnswerStalls(reply.raw, this.bounds.streamStallMs);
       await reply
         .headers({ ...routeHeaders(first.decision), ...cacheStatusHeaders(plan), 'x-request-id': String(req.id), ...metering.costHeaders() })
         .send(metering.decorate(toLegacyCompletion(completions, first.decision.model, choicesPerPrompt)));

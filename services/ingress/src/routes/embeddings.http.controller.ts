@@ -47,7 +47,7 @@ export class EmbeddingsHttpController {
     // Gone while the request was admitted: nothing has been spent yet.
     stopIfClientLeft(reply);
     // The response cache, when enabled: a hit is answered here, with no routing and no provider call.
-    const plan = this.cache?.plan('/v1/embeddings', requestContextOf(req), req.body, req.headers);
+    const plan = await this.cache?.planFor('/v1/embeddings', requestContextOf(req), req.body, req.headers, req.apiKeyRecord);
     if (plan && this.cache) {
       // An identical request being answered now is waited for, until its client leaves.
       const hit = await this.cache.lookup(plan, String(req.id), clientGone(reply));

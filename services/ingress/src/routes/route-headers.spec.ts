@@ -1,5 +1,7 @@
 import { routerv1 } from '@openrouter/contracts';
-import { routeHeaders } from './chat.service';
+import { GatewayError } from '@openrouter/errors';
+import { parseChatRequest } from '@openrouter/openai-wire';
+import { applyRouteHeaders, routeHeaders } from './chat.service';
 
 const decision = (fields: Partial<routerv1.RouteDecision>): routerv1.RouteDecision => routerv1.RouteDecision.fromPartial({ model: 'm', provider: 'sim', deployment: 'd', attempts: 1, ...fields });
 
@@ -26,5 +28,21 @@ describe('routeHeaders: model lifecycle', () => {
 
   it('names the retired model a replacement served', () => {
     expect(routeHeaders(decision({ model: 'n', replacedModel: 'm' }))).toMatchObject({ 'x-openrouter-model': 'n', 'x-openrouter-model-replaced': 'm' });
+  });
+});
+
+describe('applyRouteHeaders: x-openrouter-route', () => {
+  const request = () => parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+
+  it('puts the header\'s object in the request\'s extra fields, for the router', () => {
+    const chat = request();
+    applyRouteHeaders(chat, { 'x-openrouter-route': '{"sort":"price"}' });
+    expect(JSON.parse(chat.extraJson)).toEqual({ route: { sort: 'price' } });
+  });
+
+  it.each(['null', '1e999', '"price"', '[{"sort":"price"}]', 'true', '{not json'])('answers a header of %s, which is no JSON object, with 400 naming the header', (value) => {
+    const apply = (): void => applyRouteHeaders(request(), { 'x-openrouter-route': value });
+    expect(apply).toThrow(GatewayError);
+    expect(apply).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'x-openrouter-route', code: 'invalid_value', message: 'The x-openrouter-route header must be a JSON object.' }));
   });
 });

@@ -9,7 +9,7 @@ import type { RouterPort } from '../router.port';
 import type { UsageTrack } from '../usage/usage-recorder';
 import type { chatv1 } from '@openrouter/contracts';
 import { openHttpChat, parseHttpChat, sendTranslatedStream, type TranslatedApi } from './chat.service';
-import { clientGone } from './client-connection';
+import { clientGone, cutWhenWholeAnswerStalls } from './client-connection';
 import type { RequestBounds } from './request-bounds';
 
 /** What serving a translated API's request takes: the router, the request bounds and the response cache (when enabled). */
@@ -36,7 +36,7 @@ export async function serveTranslatedChat<E extends { type: string }>(
 ): Promise<void> {
   const { bounds, cache } = deps;
   const parsed = parseHttpChat(bounds, req, api.boundedBeforeTranslation === true);
-  const plan = cache?.plan(endpoint, requestContextOf(req), req.body, req.headers);
+  const plan = await cache?.planFor(endpoint, requestContextOf(req), req.body, req.headers, req.apiKeyRecord);
   if (plan && cache) {
     // An identical request being answered now is waited for, until its client leaves.
     const hit = await cache.lookup(plan, String(req.id), clientGone(reply));
@@ -72,7 +72,10 @@ async function answerTranslatedChat<E extends { type: string }>(
     if (!completion) throw new GatewayError('upstream_error', 'The provider streamed an answer that was asked for whole.');
     // With the usage billed (the gateway's estimate when the provider reported none), as a stream's end has it.
     const answered = usage.completion(completion);
-    await reply.headers({ ...headers, ...usage.costHeaders() }).send(usage.decorate(await api.whole(answered, model)));
+    const body = usage.decorate(await api.whole(answered, model));
+    // A client that stops reading its answer is cut, so its request is recorded (as cancelled).
+    cutWhenWholeAnswerStalls(reply.raw, bounds.streamStallMs);
+    await reply.headers({ ...headers, ...usage.costHeaders() }).send(body);
     storing.whole(answered);
     return;
   }

@@ -9,7 +9,7 @@ import { countPromptTokens } from '../access/prompt-tokens';
 import type { Admission } from '../access/rate-limiter';
 import type { BudgetReservation } from '../budgets/budget.service';
 import { requestedTier } from '../budgets/worst-case-cost';
-import { arrivedAtMs, onResponseClose } from '../routes/client-connection';
+import { arrivedAtMs, deliveredWhole, onResponseClose } from '../routes/client-connection';
 import { RAW_END_USER_IDS, type EndUserIds } from './end-user-ids';
 import { completionOutputTokens, outputTokens } from './output-tokens';
 
@@ -36,6 +36,7 @@ export interface MeteredExchange {
 /** An HTTP request/response pair as a metered exchange. */
 export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredExchange {
   req.metered = true;
+  const delivered = deliveredWhole(reply.raw);
   return {
     id: String(req.id),
     endpoint: req.routeOptions.url,
@@ -46,7 +47,7 @@ export function httpExchange(req: FastifyRequest, reply: FastifyReply): MeteredE
     admission: () => req.admission,
     traceHeaders: () => req.traceHeaders ?? traceHeaders(req),
     onEnd: (listener) => onResponseClose(reply, listener),
-    outcome: () => ({ cancelled: !reply.raw.writableFinished, status: reply.raw.statusCode }),
+    outcome: () => ({ cancelled: !delivered(), status: reply.raw.statusCode }),
   };
 }
 

@@ -332,7 +332,7 @@ export class WsGateway {
       keeping = request.store === true && this.kept ? await this.kept.keeping(connection.record, context, request, body) : undefined;
       const clientWantsUsage = request.streamOptions?.includeUsage === true;
       // The response cache, as over HTTP (docs/caching.md): the upgrade's cache headers, or the frame's own.
-      plan = this.cache?.plan('/v1/chat/completions', context, body, socketRequestCacheHeaders(connection.cacheHeaders, frameHeaders));
+      plan = await this.cache?.planFor('/v1/chat/completions', context, body, socketRequestCacheHeaders(connection.cacheHeaders, frameHeaders), connection.record);
       const hit = plan && (await this.cache?.lookup(plan, context.requestId, signal));
       if (hit?.completion) {
         const frames = socketHitFrames(id, request, clientWantsUsage, { ...hit, completion: hit.completion }, usage, { ...admission.headers, 'x-request-id': context.requestId }, keeping);

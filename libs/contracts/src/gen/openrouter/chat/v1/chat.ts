@@ -132,7 +132,15 @@ export interface ToolChoice {
 export interface ToolCall {
   id: string;
   type: string;
-  function?: FunctionCall | undefined;
+  function?:
+    | FunctionCall
+    | undefined;
+  /**
+   * A client's tool call (in an assistant message it hands back) with keys the typed form has no
+   * slot for (Google's `extra_content`), as JSON text: what an OpenAI-compatible provider is sent.
+   * Unset when the typed form holds all of it, and on every answer's tool call.
+   */
+  rawJson?: string | undefined;
 }
 
 export interface FunctionCall {
@@ -143,7 +151,15 @@ export interface FunctionCall {
 export interface ResponseFormat {
   /** text | json_object | json_schema */
   type: string;
-  jsonSchema?: JsonSchemaFormat | undefined;
+  jsonSchema?:
+    | JsonSchemaFormat
+    | undefined;
+  /**
+   * The client's `response_format` as JSON text when the typed form would lose some of it (a
+   * `schema` beside `json_object`, `strict: null`, other keys): what an OpenAI-compatible provider
+   * is sent. Unset when the typed form holds all of it.
+   */
+  rawJson?: string | undefined;
 }
 
 export interface JsonSchemaFormat {
@@ -1739,7 +1755,7 @@ export const ToolChoice: MessageFns<ToolChoice> = {
 };
 
 function createBaseToolCall(): ToolCall {
-  return { id: "", type: "", function: undefined };
+  return { id: "", type: "", function: undefined, rawJson: undefined };
 }
 
 export const ToolCall: MessageFns<ToolCall> = {
@@ -1752,6 +1768,9 @@ export const ToolCall: MessageFns<ToolCall> = {
     }
     if (message.function !== undefined) {
       FunctionCall.encode(message.function, writer.uint32(26).fork()).join();
+    }
+    if (message.rawJson !== undefined) {
+      writer.uint32(34).string(message.rawJson);
     }
     return writer;
   },
@@ -1793,6 +1812,14 @@ export const ToolCall: MessageFns<ToolCall> = {
             message.function = FunctionCall.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.rawJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1815,6 +1842,7 @@ export const ToolCall: MessageFns<ToolCall> = {
     message.function = (object.function !== undefined && object.function !== null)
       ? FunctionCall.fromPartial(object.function)
       : undefined;
+    message.rawJson = object.rawJson ?? undefined;
     return message;
   },
 };
@@ -1887,7 +1915,7 @@ export const FunctionCall: MessageFns<FunctionCall> = {
 };
 
 function createBaseResponseFormat(): ResponseFormat {
-  return { type: "", jsonSchema: undefined };
+  return { type: "", jsonSchema: undefined, rawJson: undefined };
 }
 
 export const ResponseFormat: MessageFns<ResponseFormat> = {
@@ -1897,6 +1925,9 @@ export const ResponseFormat: MessageFns<ResponseFormat> = {
     }
     if (message.jsonSchema !== undefined) {
       JsonSchemaFormat.encode(message.jsonSchema, writer.uint32(18).fork()).join();
+    }
+    if (message.rawJson !== undefined) {
+      writer.uint32(26).string(message.rawJson);
     }
     return writer;
   },
@@ -1930,6 +1961,14 @@ export const ResponseFormat: MessageFns<ResponseFormat> = {
             message.jsonSchema = JsonSchemaFormat.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rawJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1951,6 +1990,7 @@ export const ResponseFormat: MessageFns<ResponseFormat> = {
     message.jsonSchema = (object.jsonSchema !== undefined && object.jsonSchema !== null)
       ? JsonSchemaFormat.fromPartial(object.jsonSchema)
       : undefined;
+    message.rawJson = object.rawJson ?? undefined;
     return message;
   },
 };
