@@ -1,4 +1,4 @@
-import { parseBatchInput } from './batch-lines';
+import { checkBatchInput, parseBatchInput } from './batch-lines';
 
 const CHAT = '/v1/chat/completions';
 const body = (content: string): Record<string, unknown> => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
@@ -167,5 +167,27 @@ describe('parseBatchInput', () => {
     ]);
     expect((await sliced(file(line('a'), line('b'), line('c')), 2)).errors.map((e) => [e.code, e.line])).toEqual([['too_many_requests', 3]]);
     expect((await sliced(Buffer.concat([Buffer.from(`${line('a')}\n`), Buffer.from([0xff])]), 10)).errors.map((e) => e.code)).toEqual(['invalid_encoding']);
+  });
+});
+
+describe('checkBatchInput', () => {
+  it("finds what parseBatchInput finds, keeping only how many requests there are (none when there is a problem)", async () => {
+    const rows = Array.from({ length: 5 }, (_, i) => line(`r${i}`));
+    const cases: Array<[Buffer, number, number | undefined]> = [
+      [file(rows[0] ?? '', '', ...rows.slice(1), ''), 10, undefined],
+      [file(...rows), 5, undefined],
+      [file(...rows), 4, undefined],
+      [file(line('a'), '{not json', line('a'), line('s', { body: { ...body('s'), stream: true } })), 10, undefined],
+      [file(line('a'), line('deep', { body: { ...body('deep'), x: [[[]]] } })), 10, 4],
+      [Buffer.concat([Buffer.from(`${line('a')}\n`), Buffer.from([0xff])]), 10, undefined],
+      [Buffer.from('\n \n'), 10, undefined],
+    ];
+    for (const [content, maxLines, jsonDepth] of cases) {
+      const parsed = await parseBatchInput(content, CHAT, maxLines, jsonDepth);
+      expect(await checkBatchInput(content, CHAT, maxLines, jsonDepth)).toEqual({ count: parsed.lines.length, errors: parsed.errors });
+      expect(await checkBatchInput(content, CHAT, maxLines, jsonDepth, { sliceMs: 0 })).toEqual({ count: parsed.lines.length, errors: parsed.errors });
+    }
+    expect((await checkBatchInput(file(...rows), CHAT, 10)).count).toBe(5);
+    expect((await checkBatchInput(file(...rows), CHAT, 4)).count).toBe(0);
   });
 });

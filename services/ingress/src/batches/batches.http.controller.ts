@@ -5,7 +5,7 @@ import type { BatchesConfig } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { parseInput } from '../admin/admin-input';
 import { requestContextOf, UnmeteredApiKeyGuard } from '../auth/api-key.guard';
-import { parseBatchInput } from './batch-lines';
+import { checkBatchInput } from './batch-lines';
 import { BATCH_ENDPOINTS, isBatchId, nowSeconds, randomId, toOpenAIBatch, type BatchRecord, type OpenAIBatch } from './batch-record';
 import { BATCH_STORE, cancelBatch, type BatchStore } from './batch-store';
 import { ownerOf } from '../access/owner';
@@ -63,7 +63,8 @@ export class BatchesHttpController {
     if (file.purpose !== 'batch') throw new GatewayError('bad_request', `The file ${file.id} has purpose '${file.purpose}'; a batch reads a file uploaded with purpose 'batch'.`, { param: 'input_file_id', code: 'invalid_value' });
     const content = await orUnavailable(files.content(owner, file.id));
     if (!content) throw new GatewayError('bad_request', `No such File object: ${body.input_file_id}`, { param: 'input_file_id', code: 'invalid_value' });
-    const { lines, errors } = await parseBatchInput(content, body.endpoint, config.maxLines, config.jsonDepth);
+    // Only checked and counted here: its requests are read again by the batch's runner.
+    const { count, errors } = await checkBatchInput(content, body.endpoint, config.maxLines, config.jsonDepth);
     const now = nowSeconds();
     const batch: BatchRecord = {
       id: randomId('batch_'),
@@ -76,7 +77,7 @@ export class BatchesHttpController {
       createdAt: now,
       expiresAt: now + WINDOW_SECONDS,
       ...(errors.length > 0 ? { failedAt: now, errors } : {}),
-      requestCounts: { total: lines.length, completed: 0, failed: 0 },
+      requestCounts: { total: count, completed: 0, failed: 0 },
       metadata: body.metadata ?? null,
       outputExpiresAfterSeconds: body.output_expires_after?.seconds,
       app: context.appId || undefined,

@@ -3,6 +3,8 @@ import { Redis } from 'ioredis';
 import type { BatchRecord } from './batch-record';
 import { batchRecord, describeBatchStore, until } from './batch-store.cases.testing';
 import { RedisBatchStore } from './redis-batch-store';
+import { probeRedis } from './redis-probe.testing';
+import { SLICE_BYTES } from './sealed-slices';
 
 /** The redis-server the integration project's global setup started. */
 function testRedisUrl(): string {
@@ -70,6 +72,39 @@ describe('RedisBatchStore on a real Redis', () => {
     await expect(otherSecret.results(batch.id)).rejects.toThrow();
     await redis.hset(`${prefix}batch:${batch.id}:results`, '1', sealedResults['0'] ?? '');
     await expect(store.results(batch.id)).rejects.toThrow();
+  });
+
+  it('stores a large input (sealed and sent in slices) as it stores any: read back exactly, in slices, under a previous secret too; the batch neither seen nor run before its input is whole; nothing left staged', async () => {
+    const prefix = freshPrefix();
+    // Over two of the 8 MiB slices, and not a whole number of them.
+    const input = randomBytes(17 * 1024 * 1024 + 5);
+    const batch = batchRecord('acme/search', 0);
+    const [record, inputKey, owner, active] = [`batch:${batch.id}`, `batch:${batch.id}:input`, 'batches:owner:acme/search', 'batches:active'].map((key) => `${prefix}${key}`) as [string, string, string, string];
+    // What another replica sees each time a slice is about to be sent: none of the batch.
+    const seenMidway: number[] = [];
+    const connection = new Redis(testRedisUrl());
+    try {
+      const probe = await probeRedis(connection, async (name) => {
+        if (name === 'append') seenMidway.push((await other.exists(record, inputKey)) + (await other.sismember(active, batch.id)) + ((await other.zscore(owner, batch.id)) === null ? 0 : 1));
+      });
+      const store = new RedisBatchStore(probe.redis, prefix, SECRET, RETENTION_MS);
+      await store.create(batch, input);
+      expect(seenMidway).toEqual([0, 0, 0]);
+      expect(probe.largestWrite()).toBeLessThan(SLICE_BYTES + 1024);
+      expect((await store.input(batch.id))?.equals(input)).toBe(true);
+      expect(probe.largestReply()).toBeLessThanOrEqual(SLICE_BYTES);
+    } finally {
+      connection.disconnect();
+    }
+    // Sealed as a small input is (its size and 28 bytes), kept as long as its batch, and active.
+    expect(await redis.strlen(inputKey)).toBe(input.length + 28);
+    expect(await redis.pexpiretime(inputKey)).toBe(await redis.pexpiretime(record));
+    expect(await redis.sismember(active, batch.id)).toBe(1);
+    expect((await new RedisBatchStore(other, prefix, SECRET, RETENTION_MS).get('acme/search', batch.id))).toEqual(batch);
+    expect((await redis.keys(`${prefix}*`)).sort()).toEqual([record, inputKey, active, owner].sort());
+    // Read by another replica, after a rotation too; not under another secret.
+    expect((await new RedisBatchStore(other, prefix, { current: 'a newer secret', previous: [SECRET] }, RETENTION_MS).input(batch.id))?.equals(input)).toBe(true);
+    await expect(new RedisBatchStore(other, prefix, 'another secret', RETENTION_MS).input(batch.id)).rejects.toThrow();
   });
 
   it('keeps a batch its retention, or a day past its window when that is later, and its input as long', async () => {

@@ -4,6 +4,8 @@ import { openBytes } from '../access/sealed-text';
 import { describeFileStore, storedFile } from './file-store.cases.testing';
 import { fileSealKey, TOMBSTONE_MS, type FileStore } from './file-store';
 import { RedisFileStore } from './redis-file-store';
+import { probeRedis } from './redis-probe.testing';
+import { SLICE_BYTES } from './sealed-slices';
 import { until } from '../redis.testing';
 
 /** The redis-server the integration project's global setup started. */
@@ -67,6 +69,30 @@ describe('RedisFileStore on a real Redis', () => {
     await expect(store.put({ ...file, owner: 'initech/ops' }, randomBytes(content.length))).rejects.toThrow(/exists/);
     expect((await store.content('acme/search', file.id))?.equals(content)).toBe(true);
     expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}file:${file.id}`, `${prefix}file:${file.id}:content`, `${prefix}files:acme/search`]);
+  });
+
+  it('reads a large file back a slice at a time (no reply over a slice), under a previous secret too, and one deleted while it is read as gone, never a part of it', async () => {
+    const prefix = freshPrefix();
+    const content = randomBytes(17 * 1024 * 1024 + 5);
+    const file = storedFile('acme/search', 0, { bytes: content.length });
+    await new RedisFileStore(redis, prefix, SECRET).put(file, content);
+    let deleteMidway = false;
+    const connection = new Redis(testRedisUrl());
+    try {
+      const probe = await probeRedis(connection, async (name) => {
+        if (deleteMidway && name === 'getrangeBuffer') await redis.del(`${prefix}file:${file.id}:content`);
+      });
+      const store = new RedisFileStore(probe.redis, prefix, SECRET);
+      expect((await store.content('acme/search', file.id))?.equals(content)).toBe(true);
+      expect(probe.largestReply()).toBeLessThanOrEqual(SLICE_BYTES);
+      const rotated = new RedisFileStore(probe.redis, prefix, { current: 'a newer secret', previous: [SECRET] });
+      expect((await rotated.content('acme/search', file.id))?.equals(content)).toBe(true);
+      expect(await new RedisFileStore(probe.redis, prefix, 'another secret').content('acme/search', file.id)).toBeUndefined();
+      deleteMidway = true;
+      expect(await store.content('acme/search', file.id)).toBeUndefined();
+    } finally {
+      connection.disconnect();
+    }
   });
 
   it("is shared: another replica's store on another connection sees, reads and deletes the same files", async () => {

@@ -1,8 +1,8 @@
-import { createCipheriv, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { sealBytes, SealKeys, type StoreSecrets } from '../access/sealed-text';
 import { fileSealKey, TOMBSTONE_MS, type FileListQuery, type FileStore, type StoredFile } from './file-store';
+import { openSealedSlices, SLICE_BYTES, stageSealed } from './sealed-slices';
 
 /** A file's record as kept in Redis: read back through this schema, never trusted as it is. */
 const storedFileSchema = z.object({
@@ -60,16 +60,6 @@ return 1
 `;
 
 /**
- * The most content sealed and sent in one command. A larger file is sealed and sent a slice at a
- * time (`putLarge`): whole, a 100 MiB upload was copied three times more (the ciphertext, the
- * sealed value, and the command ioredis writes), some 300 MB held at once besides the upload.
- */
-const SLICE_BYTES = 8 * 1024 * 1024;
-
-/** How long the staging key of a file being written lives, should its writer stop halfway. */
-const STAGING_MS = 600_000;
-
-/**
  * Deletes a file, leaving a tombstone: its record is replaced by `TOMBSTONE` (expiring at ARGV[2],
  * Unix ms), its content goes, and its id stays in its owner's list. 1 when it was a file, 0 when
  * it was gone already (deleted by another request meanwhile: that one reports it).
@@ -101,6 +91,8 @@ const SCAN_CHUNK = 1_000;
  */
 export class RedisFileStore implements FileStore {
   private readonly sealKeys: SealKeys;
+  /** The keys a large content is opened under, slice by slice, in `SealKeys`' order. */
+  private readonly openKeys: readonly Buffer[];
 
   constructor(
     private readonly redis: Redis,
@@ -110,6 +102,8 @@ export class RedisFileStore implements FileStore {
     private readonly now: () => number = Date.now,
   ) {
     this.sealKeys = new SealKeys(fileSealKey, secrets);
+    const { current, previous = [] } = this.sealKeys.secrets;
+    this.openKeys = [this.sealKeys.current, ...previous.filter((secret) => secret !== current).map(fileSealKey)];
   }
 
   async put(file: StoredFile, content: Buffer): Promise<void> {
@@ -139,18 +133,9 @@ export class RedisFileStore implements FileStore {
    */
   private async putLarge(file: StoredFile, content: Buffer): Promise<void> {
     const staging = `${this.contentKey(file.id)}:staging`;
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.sealKeys.current, iv);
-    cipher.setAAD(Buffer.from(file.id, 'utf8'));
     let stored: unknown;
     try {
-      await this.redis.set(staging, Buffer.concat([iv, Buffer.alloc(16)]), 'PX', STAGING_MS);
-      for (let at = 0; at < content.length; at += SLICE_BYTES) {
-        // One slice at a time: the next is sealed once this one is in Redis.
-        await this.redis.append(staging, cipher.update(content.subarray(at, at + SLICE_BYTES)));
-      }
-      // AES-GCM is a stream cipher: final() yields no byte, only the tag.
-      cipher.final();
+      const tag = await stageSealed(this.redis, staging, this.sealKeys.current, content, file.id);
       stored = await this.redis.eval(
         PUT_STAGED,
         4,
@@ -159,7 +144,7 @@ export class RedisFileStore implements FileStore {
         this.listKey(file.owner),
         staging,
         JSON.stringify(file),
-        cipher.getAuthTag(),
+        tag,
         String(Math.round(file.expiresAt * 1000)),
         String(file.createdAt),
         file.id,
@@ -178,11 +163,17 @@ export class RedisFileStore implements FileStore {
   }
 
   async content(owner: string, id: string): Promise<Buffer | undefined> {
-    const [record, sealed] = await this.redis.mgetBuffer(this.recordKey(id), this.contentKey(id));
-    const file = this.parse(record ? record.toString('utf8') : null);
-    if (!file || !this.isLive(file, owner) || file.id !== id || !sealed) return undefined;
+    // The record, and the content's size and first slice, at once: a larger content's other slices
+    // are read after (a content is never changed, only deleted; one deleted meanwhile reads as gone).
+    const replies = await this.redis.multi().get(this.recordKey(id)).strlen(this.contentKey(id)).getrangeBuffer(this.contentKey(id), 0, SLICE_BYTES - 1).exec();
+    const [record, length, first] = (replies ?? []).map(([error, value]) => {
+      if (error) throw error;
+      return value;
+    });
+    const file = this.parse(typeof record === 'string' ? record : null);
+    if (!file || !this.isLive(file, owner) || file.id !== id || typeof length !== 'number' || length === 0 || !Buffer.isBuffer(first)) return undefined;
     try {
-      return this.sealKeys.openBytes(sealed, id);
+      return first.length === length ? this.sealKeys.openBytes(first, id) : await openSealedSlices(this.redis, this.contentKey(id), first, length, this.openKeys, id);
     } catch {
       // Sealed under a secret no longer known (dropped after a rotation), or damaged: it will never open, as if gone.
       return undefined;
