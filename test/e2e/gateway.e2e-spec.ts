@@ -35,6 +35,13 @@ describe('gateway end to end through the official openai SDK', () => {
     const model = await client.models.retrieve('vendor/model-with-slash');
     expect(model).toMatchObject({ id: 'vendor/model-with-slash', object: 'model' });
     await expect(client.models.retrieve('nope')).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    // Beyond OpenAI's fields (its SDK keeps them): what each model can be asked for, and its window.
+    const listed = new Map<string, Record<string, unknown>>();
+    for await (const m of client.models.list()) listed.set(m.id, m as unknown as Record<string, unknown>);
+    expect(listed.get('gpt-4o-mini')).toMatchObject({ capabilities: expect.arrayContaining(['chat']), context_window: expect.any(Number) });
+    expect(listed.get('text-embedding-3-small')).toMatchObject({ capabilities: ['embeddings'] });
+    expect(listed.get('auto')?.['capabilities']).toEqual(expect.arrayContaining(['chat']));
+    expect(listed.get('auto')?.['capabilities']).not.toContain('embeddings');
   });
 
   it('answers a chat completion with usage and routing headers', async () => {

@@ -10,6 +10,10 @@ interface OpenAIModel {
   object: 'model';
   created: number;
   owned_by: string;
+  /** What the model can be asked for (`chat`, `embeddings`, `transcription`, …); an alias or `auto`: its models' together. */
+  capabilities: string[];
+  /** Its context window in tokens (an alias or `auto`: its models' largest); absent when unknown. */
+  context_window?: number;
   /** A deprecated model's lifecycle (Unix seconds) and the model to move to; absent otherwise (clients ignore unknown fields). */
   deprecated_at?: number;
   retires_at?: number;
@@ -17,7 +21,8 @@ interface OpenAIModel {
 }
 
 function toOpenAIModel(m: routerv1.ModelInfo): OpenAIModel {
-  const model: OpenAIModel = { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy };
+  const model: OpenAIModel = { id: m.id, object: 'model', created: m.created, owned_by: m.ownedBy, capabilities: m.capabilities };
+  if (m.contextWindow > 0) model.context_window = m.contextWindow;
   if (m.deprecatedAt > 0) model.deprecated_at = m.deprecatedAt;
   if (m.retiresAt > 0) model.retires_at = m.retiresAt;
   if (m.replacement) model.replacement = m.replacement;
