@@ -28,6 +28,20 @@ describe('usage event messages', () => {
     expect(reused[0]?.headers).toMatchObject({ traceparent: 'tp', 'content-type': 'application/x-protobuf', schema: 'openrouter.usage.v1.UsageEvent' });
   });
 
+  it('encode the event after one that failed part-way as that event alone, not after the failed one\'s bytes', () => {
+    const encoder = new UsageMessageEncoder();
+    const failed = emptyUsageEvent('a', 1_750_000_000_000);
+    failed.tenant = { orgId: 'org-a', projectId: 'p', teamId: 't', appId: 'a', costCenter: 'cc', keyId: 'k', endUser: '', tags: {} };
+    // No uint64 holds it: the encode throws after writing the fields before it.
+    failed.audioMs = 2e19;
+    expect(() => encoder.encode(failed)).toThrow();
+    const next = emptyUsageEvent('b', 1_750_000_000_001);
+    next.tenant = { orgId: 'org-b', projectId: 'p', teamId: 't', appId: 'a', costCenter: 'cc', keyId: 'k', endUser: '', tags: {} };
+    const message = encoder.encode(next);
+    expect(message.value).toEqual(toUsageMessage(next).value);
+    expect(usagev1.UsageEvent.decode(message.value)).toEqual(next);
+  });
+
   it('in process, carry the event itself and make its bytes only when asked, for a dead letter', () => {
     const event = emptyUsageEvent('e', 1_750_000_000_000);
     event.tenant = { orgId: 'acme', projectId: 'p', teamId: 't', appId: 'a', costCenter: 'cc', keyId: 'k', endUser: '', tags: {} };

@@ -102,10 +102,18 @@ function withWellFormedStrings(value: unknown): unknown {
  * grows from 128 bytes by doubling and copying for every event.
  */
 export class UsageMessageEncoder {
-  private readonly writer = new BinaryWriter();
+  private writer = new BinaryWriter();
 
   encode(event: usagev1.UsageEvent, headers: Record<string, string> = {}): UsageMessage {
-    return toUsageMessage(event, headers, this.writer);
+    try {
+      return toUsageMessage(event, headers, this.writer);
+    } catch (error) {
+      // Only `finish` empties the writer: an encode that threw part-way (a number no field holds)
+      // leaves its bytes in it, which the next event's would follow, and that message would read
+      // as the failed event. A fresh writer for the next one.
+      this.writer = new BinaryWriter();
+      throw error;
+    }
   }
 }
 

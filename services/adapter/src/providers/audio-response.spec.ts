@@ -44,6 +44,9 @@ describe('transcriptionResponse', () => {
     expect(transcriptionResponse(request({ durationMs: 4_000 }), json(undefined, 2.5), 'p').audioMs).toBe(2_500);
     expect(transcriptionResponse(request({ durationMs: 4_000 }), json(), 'p').audioMs).toBe(4_000);
     expect(transcriptionResponse(request(), json(), 'p').audioMs).toBe(0);
+    // A length no usage record could carry is held to the largest whole number it can, as token counts are.
+    expect(transcriptionResponse(request(), json({ type: 'duration', seconds: 2e16 }), 'p').audioMs).toBe(Number.MAX_SAFE_INTEGER);
+    expect(transcriptionResponse(request(), json(undefined, 1e300), 'p').audioMs).toBe(Number.MAX_SAFE_INTEGER);
     expect(transcriptionResponse(request({ responseFormat: 'srt' }), { body: '1\n00:00:01,000 --> 00:00:09,000\nx\n' }, 'p').audioMs).toBe(9_000);
   });
 

@@ -70,7 +70,16 @@ function transcriptUsage(request: chatv1.AudioTranscriptionRequest, reported: Tr
   return { promptTokens, completionTokens, totalTokens: promptTokens + completionTokens, cachedReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, estimated: true };
 }
 
+/**
+ * The audio's length, held to 2^53 − 1 ms as every count a provider reports is: a larger one (a
+ * provider's `duration` of 1e16 s) is no whole number a usage record can carry, and the request
+ * would go unbilled (its record dead-lettered).
+ */
 function audioMsOf(request: chatv1.AudioTranscriptionRequest, answer: ProviderTranscript): number {
+  return Math.min(audioLengthMs(request, answer), Number.MAX_SAFE_INTEGER);
+}
+
+function audioLengthMs(request: chatv1.AudioTranscriptionRequest, answer: ProviderTranscript): number {
   const usage = answer.json?.usage;
   if (usage?.type === 'duration') return Math.round(usage.seconds * 1000);
   const duration = answer.json?.durationSeconds;
