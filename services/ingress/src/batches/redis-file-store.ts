@@ -16,17 +16,14 @@ const storedFileSchema = z.object({
 });
 
 /**
- * Stores a file: its record and sealed content, each expiring at the file's expiry, and its id in
- * its owner's list (scored by creation time), which expires with the last file it lists.
- * KEYS: record, content, owner's list. ARGV: record JSON, sealed content, expiry (Unix ms),
- * creation time (score), id.
+ * The end of both writes of a file (whole, or staged in slices): its record, and its id in its
+ * owner's list (scored by creation time), which expires with the last file it lists. KEYS[1]: the
+ * record, KEYS[3]: the list. ARGV[1]: record JSON, ARGV[3]: expiry (Unix ms), ARGV[4]: creation
+ * time (score), ARGV[5]: id.
  */
-const PUT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+const RECORD_AND_LIST = `
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('PEXPIREAT', KEYS[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 local ttl = redis.call('PTTL', KEYS[3])
 local time = redis.call('TIME')
@@ -34,6 +31,18 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 if ttl < 0 or now + ttl < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[3], ARGV[3]) end
 return 1
 `;
+
+/**
+ * Stores a file: its record and sealed content, each expiring at the file's expiry, and its id in
+ * its owner's list (scored by creation time), which expires with the last file it lists.
+ * KEYS: record, content, owner's list. ARGV: record JSON, sealed content, expiry (Unix ms),
+ * creation time (score), id.
+ */
+const PUT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+` + RECORD_AND_LIST;
 
 /**
  * `PUT` for a file whose sealed content was written in slices to a staging key (`putLarge`): its
@@ -48,16 +57,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[4]) == 0 then
 end
 redis.call('SETRANGE', KEYS[4], 12, ARGV[2])
 redis.call('RENAME', KEYS[4], KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 redis.call('PEXPIREAT', KEYS[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-local ttl = redis.call('PTTL', KEYS[3])
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-if ttl < 0 or now + ttl < tonumber(ARGV[3]) then redis.call('PEXPIREAT', KEYS[3], ARGV[3]) end
-return 1
-`;
+` + RECORD_AND_LIST;
 
 /**
  * Deletes a file, leaving a tombstone: its record is replaced by `TOMBSTONE` (expiring at ARGV[2],
