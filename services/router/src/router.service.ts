@@ -397,8 +397,12 @@ export class RouterService {
    * who still has to move, and a `models` entry is as much the client's code to change as `model`.
    */
   private planned(request: PlanRequest): RoutePlan {
+    const { catalog } = this.engine;
     const count = (): void => {
-      for (const name of new Set([request.model, ...(request.controls.models ?? [])])) if (this.engine.catalog.notice(name)) this.onDeprecatedModel(name);
+      if (catalog.notice(request.model)) this.onDeprecatedModel(request.model);
+      // Most requests name no `models`: no set is made for them.
+      const models = request.controls.models;
+      if (models?.length) for (const name of new Set(models)) if (name !== request.model && catalog.notice(name)) this.onDeprecatedModel(name);
     };
     let plan: RoutePlan;
     try {

@@ -224,6 +224,27 @@ describe('readBounded', () => {
     }
   });
 
+  it('takes memory for the length a body declares only once half of it has come: one that declares much and sends little holds what it sent', async () => {
+    const allocated: number[] = [];
+    const alloc = jest.spyOn(Buffer, 'allocUnsafeSlow').mockImplementation((size: number) => {
+      allocated.push(size);
+      return Buffer.from(new ArrayBuffer(size));
+    });
+    try {
+      const large = { bytes: 1_000, what: 'The file' };
+      const little = await readBounded(body(['a'.repeat(100), 'b'.repeat(100), 'c'.repeat(100)]).stream, '1000', large);
+      expect(little.length).toBe(300);
+      expect(allocated).toEqual([300]);
+      allocated.length = 0;
+      const whole = await readBounded(body(['a'.repeat(400), 'b'.repeat(200), 'c'.repeat(400)]).stream, '1000', large);
+      expect(whole.toString()).toBe('a'.repeat(400) + 'b'.repeat(200) + 'c'.repeat(400));
+      // The declared length once, when 600 of its 1 000 bytes had come, and nothing after.
+      expect(allocated).toEqual([1_000]);
+    } finally {
+      alloc.mockRestore();
+    }
+  });
+
   it('refuses a body declaring more than its limit before reading any of it, and one sending more as the byte over arrives', async () => {
     const declared = body(['0123456789', 'x']);
     await expect(readBounded(declared.stream, '11', limit)).rejects.toMatchObject({ code: 'request_too_large', message: 'The audio upload is too large: at most 10 bytes are accepted.' });

@@ -135,21 +135,30 @@ function tooLarge(limit: { bytes: number; what: string }): GatewayError {
 export async function readBounded(payload: AsyncIterable<Buffer | string>, declaredLength: string | undefined, limit: { bytes: number; what: string }): Promise<Buffer> {
   const declared = Number(declaredLength);
   if (declaredLength !== undefined && Number.isFinite(declared) && declared > limit.bytes) throw tooLarge(limit);
-  // A body that declares its length is copied into its buffer as it comes, each chunk then let go:
-  // kept until the end, the chunks would be a second copy of a 100 MiB upload.
-  let body = declaredLength !== undefined && Number.isSafeInteger(declared) && declared > 0 ? Buffer.allocUnsafeSlow(declared) : undefined;
+  const expected = declaredLength !== undefined && Number.isSafeInteger(declared) && declared > 0 ? declared : undefined;
+  // Once half of what it declared has come, a body goes straight into a buffer of that length, each
+  // chunk then let go: kept until the end, the chunks would be a second copy of a 100 MiB upload.
+  // Not before: a client that declares much and sends little holds no more than twice what it sent.
+  let body: Buffer | undefined;
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of payload) {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     size += bytes.length;
     if (size > limit.bytes) throw tooLarge(limit);
-    if (body && size <= body.length) bytes.copy(body, size - bytes.length);
-    else {
-      // More than it declared (Node's parser does not let that happen): gathered as a body of unknown length.
-      if (body) chunks.push(body.subarray(0, size - bytes.length));
-      body = undefined;
-      chunks.push(bytes);
+    if (body && size <= body.length) {
+      bytes.copy(body, size - bytes.length);
+      continue;
+    }
+    // More than it declared (Node's parser does not let that happen): gathered as a body of unknown length.
+    if (body) chunks.push(body.subarray(0, size - bytes.length));
+    body = undefined;
+    chunks.push(bytes);
+    if (expected !== undefined && size * 2 >= expected && size <= expected) {
+      body = Buffer.allocUnsafeSlow(expected);
+      let at = 0;
+      for (const gathered of chunks) at += gathered.copy(body, at);
+      chunks.length = 0;
     }
   }
   if (body && size === body.length) return body;
