@@ -184,6 +184,32 @@ describe('coalesced misses across ingress replicas sharing one Redis (redis-serv
     await waitFor(async () => (await a.redis.exists(claimKey(leader.id))) === 0, { what: 'the claim released' });
   });
 
+  it("gives each waiter its own cache.coalesceWaitMs: the first one's end does not let go of a later one while the leader still holds its claim", async () => {
+    // a's claim lives 300 ms at a time, renewed every 100 ms while its call runs; b's requests wait 2 s each.
+    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 300 }), replica({ coalesceWaitMs: 2_000 })]);
+    const body = bodyOf();
+    const leader = a.cache.plan('/v1/chat/completions', context, body, use);
+    await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
+    const token = (await a.redis.get(claimKey(leader.id))) ?? '';
+
+    // b's first request follows a's flight; its second arrives some 600 ms later (six renewals of a's claim), both still waiting.
+    const first = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b1');
+    await waiting(b.registry, 1);
+    await renewed(a.redis, leader.id, token, 6);
+    const second = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b2');
+    await waiting(b.registry, 2);
+
+    // The first goes on by itself at the end of its own wait (a miss); a still leads, its claim its own.
+    await expect(first).resolves.toBeUndefined();
+    expect(await a.redis.get(claimKey(leader.id))).toBe(token);
+    // The second, with some 600 ms of its own wait left, is still waiting, and is answered from a's entry.
+    a.cache.storeCompletion(leader, origin, answer, 'a1');
+    await expect(second).resolves.toMatchObject(origin);
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);
+    expect(await metric(b.registry, 'openrouter_cache_requests_total', 'hit')).toBe(1);
+    await waitFor(async () => (await a.redis.exists(claimKey(leader.id))) === 0, { what: 'the claim released' });
+  });
+
   it('goes on as a plain miss, without an error, when its claim fails', async () => {
     const [a, b] = await Promise.all([replica(), replica()]);
     const body = bodyOf();
