@@ -55,19 +55,20 @@ export class SealKeys {
   /** The secrets the keys are derived from (a lone secret: no previous ones), for what else a store names by them. */
   readonly secrets: StoreSecrets;
   readonly current: Buffer;
-  private readonly all: readonly Buffer[];
+  /** Every key, the current one first: the order values are tried in. */
+  readonly keys: readonly Buffer[];
 
   constructor(derive: (secret: string) => Buffer, secrets: StoreSecrets | string) {
     this.secrets = typeof secrets === 'string' ? { current: secrets } : secrets;
     const { current, previous = [] } = this.secrets;
     this.current = derive(current);
-    this.all = [this.current, ...previous.filter((secret) => secret !== current).map(derive)];
+    this.keys = [this.current, ...previous.filter((secret) => secret !== current).map(derive)];
   }
 
   /** The bytes sealed under one of the keys and `context`; throws (the current key's failure) when none opens them. */
   openBytes(raw: Buffer, context = ''): Buffer {
     let failure: unknown;
-    for (const key of this.all) {
+    for (const key of this.keys) {
       try {
         return openBytes(key, raw, context);
       } catch (error) {

@@ -47,8 +47,6 @@ function batchSealKey(keyHashSecret: string): Buffer {
  */
 export class RedisBatchStore implements BatchStore {
   private readonly sealKeys: SealKeys;
-  /** The keys a large input is opened under, slice by slice, in `SealKeys`' order. */
-  private readonly openKeys: readonly Buffer[];
 
   constructor(
     private readonly redis: Redis,
@@ -58,8 +56,6 @@ export class RedisBatchStore implements BatchStore {
     private readonly retentionMs: number,
   ) {
     this.sealKeys = new SealKeys(batchSealKey, secrets);
-    const { current, previous = [] } = this.sealKeys.secrets;
-    this.openKeys = [this.sealKeys.current, ...previous.filter((secret) => secret !== current).map(batchSealKey)];
   }
 
   private key(...parts: string[]): string {
@@ -201,7 +197,7 @@ export class RedisBatchStore implements BatchStore {
       return value;
     });
     if (typeof length !== 'number' || length === 0 || !Buffer.isBuffer(first)) return undefined;
-    return first.length === length ? this.sealKeys.openBytes(first, `${id}:input`) : openSealedSlices(this.redis, key, first, length, this.openKeys, `${id}:input`);
+    return first.length === length ? this.sealKeys.openBytes(first, `${id}:input`) : openSealedSlices(this.redis, key, first, length, this.sealKeys.keys, `${id}:input`);
   }
 
   async saveResult(id: string, index: number, result: string): Promise<void> {

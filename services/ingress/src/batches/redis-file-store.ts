@@ -92,8 +92,6 @@ const SCAN_CHUNK = 1_000;
  */
 export class RedisFileStore implements FileStore {
   private readonly sealKeys: SealKeys;
-  /** The keys a large content is opened under, slice by slice, in `SealKeys`' order. */
-  private readonly openKeys: readonly Buffer[];
 
   constructor(
     private readonly redis: Redis,
@@ -103,8 +101,6 @@ export class RedisFileStore implements FileStore {
     private readonly now: () => number = Date.now,
   ) {
     this.sealKeys = new SealKeys(fileSealKey, secrets);
-    const { current, previous = [] } = this.sealKeys.secrets;
-    this.openKeys = [this.sealKeys.current, ...previous.filter((secret) => secret !== current).map(fileSealKey)];
   }
 
   async put(file: StoredFile, content: Buffer): Promise<void> {
@@ -174,7 +170,7 @@ export class RedisFileStore implements FileStore {
     const file = this.parse(typeof record === 'string' ? record : null);
     if (!file || !this.isLive(file, owner) || file.id !== id || typeof length !== 'number' || length === 0 || !Buffer.isBuffer(first)) return undefined;
     try {
-      return first.length === length ? this.sealKeys.openBytes(first, id) : await openSealedSlices(this.redis, this.contentKey(id), first, length, this.openKeys, id);
+      return first.length === length ? this.sealKeys.openBytes(first, id) : await openSealedSlices(this.redis, this.contentKey(id), first, length, this.sealKeys.keys, id);
     } catch {
       // Sealed under a secret no longer known (dropped after a rotation), or damaged: it will never open, as if gone.
       return undefined;
