@@ -195,4 +195,22 @@ describe('a client that stops reading its whole answer without closing', () => {
     expect(row).toMatchObject({ status: 'cancelled', cancelled: true, tokens_estimated: false, attempt_status: 'ok', completion_tokens: COMPLETION_TOKENS });
     expect(moneyText(new Money(row.cost))).toBe(priced(row.prompt_tokens, row.completion_tokens));
   });
+
+  it('cuts an embeddings answer the same way, the request recorded as cancelled with its input tokens', async () => {
+    const requestId = 'unread-embeddings';
+    // 600 vectors of 1 536 numbers: an answer of over 10 MB.
+    const body = JSON.stringify({ model: 'text-embedding-3-small', input: Array.from({ length: 600 }, (_, i) => `text ${i}`) });
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+    sockets.push(socket);
+    socket.pause();
+    socket.write(
+      `POST /v1/embeddings HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${gw.apiKey}\r\ncontent-type: application/json\r\n` +
+        `x-request-id: ${requestId}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    const row = await rowOf(gw, requestId);
+    expect(row).toMatchObject({ status: 'cancelled', cancelled: true, operation: 'embedding', tokens_estimated: false, attempt_status: 'ok', completion_tokens: 0 });
+    expect(row.prompt_tokens).toBeGreaterThan(600);
+    // text-embedding-3-small's price: 0.02 per million input tokens.
+    expect(moneyText(new Money(row.cost))).toBe(moneyText(new Money(row.prompt_tokens).times('0.02').div(1_000_000)));
+  });
 });

@@ -177,7 +177,16 @@ export async function sendLegacyHit(
   sse.done();
 }
 
-export async function sendEmbeddingHit(req: FastifyRequest, reply: FastifyReply, hit: CacheHit & { embedding: chatv1.EmbeddingResponse }, encodingFormat: EmbeddingEncoding, usage: UsageTrack): Promise<void> {
+/** An embeddings hit, cut as a provider's answer is when its client stops reading for `stallMs`. */
+export async function sendEmbeddingHit(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  hit: CacheHit & { embedding: chatv1.EmbeddingResponse },
+  encodingFormat: EmbeddingEncoding,
+  usage: UsageTrack,
+  stallMs: number,
+): Promise<void> {
   usage.cacheHit(hit, hit.embedding.usage);
+  cutWhenWholeAnswerStalls(reply.raw, stallMs);
   await reply.headers(hitHeaders(req, hit, usage)).send(usage.decorate(toOpenAIEmbeddingResponse(hit.embedding, hit.model, encodingFormat)));
 }

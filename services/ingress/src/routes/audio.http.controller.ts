@@ -7,7 +7,7 @@ import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import { routeHeaders } from './chat.service';
-import { clientGone, cutWhenStalled, stopIfClientLeft, toldOnFailure } from './client-connection';
+import { clientGone, cutWhenStalled, cutWhenWholeAnswerStalls, stopIfClientLeft, toldOnFailure } from './client-connection';
 import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { drained } from './sse.writer';
 
@@ -89,6 +89,8 @@ export class AudioHttpController {
     usage.transcription(response.usage, response.audioMs || request.durationMs);
     stopIfClientLeft(reply);
     const json = isJsonTranscription(request.responseFormat);
+    // A client that stops reading its answer is cut, so its request is recorded (as cancelled).
+    cutWhenWholeAnswerStalls(reply.raw, this.bounds.streamStallMs);
     await reply.headers({ ...headersOf(req, decision, usage), 'content-type': json ? JSON_TYPE : TEXT_TYPE }).send(json ? withCost(response.body, usage) : response.body);
   }
 }

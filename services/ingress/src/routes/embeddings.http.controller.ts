@@ -8,7 +8,8 @@ import { cacheStatusHeaders, originOf, sendEmbeddingHit, storableRoute } from '.
 import { ResponseCache, type CachePlan } from '../cache/response-cache';
 import { RouterPort } from '../router.port';
 import { routeHeaders } from './chat.service';
-import { clientGone, stopIfClientLeft } from './client-connection';
+import { clientGone, cutWhenWholeAnswerStalls, stopIfClientLeft } from './client-connection';
+import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 import { UsageRecorder, type UsageTrack } from '../usage/usage-recorder';
 import { EMBEDDING_INPUT_LIMITS, type EmbeddingInputLimits } from './embedding-input-limit';
 
@@ -36,6 +37,7 @@ export class EmbeddingsHttpController {
   constructor(
     private readonly router: RouterPort,
     private readonly usage: UsageRecorder,
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
     @Optional() private readonly cache?: ResponseCache,
   ) {}
 
@@ -51,7 +53,7 @@ export class EmbeddingsHttpController {
     if (plan && this.cache) {
       // An identical request being answered now is waited for, until its client leaves.
       const hit = await this.cache.lookup(plan, String(req.id), clientGone(reply));
-      if (hit?.embedding) return sendEmbeddingHit(req, reply, { ...hit, embedding: hit.embedding }, encodingFormat, usage);
+      if (hit?.embedding) return sendEmbeddingHit(req, reply, { ...hit, embedding: hit.embedding }, encodingFormat, usage, this.bounds.streamStallMs);
     }
     try {
       await this.answer(req, reply, usage, request, encodingFormat, plan);
@@ -79,6 +81,8 @@ export class EmbeddingsHttpController {
     if (plan && plan.mode !== 'bypass' && storableRoute(result.decision)) this.cache?.storeEmbedding(plan, originOf(result.decision, usage), result.response, String(req.id));
     else if (plan) this.cache?.skipped(plan);
     stopIfClientLeft(reply);
+    // A client that stops reading its answer is cut, so its request is recorded (as cancelled).
+    cutWhenWholeAnswerStalls(reply.raw, this.bounds.streamStallMs);
     await reply
       .headers({ ...routeHeaders(result.decision), ...cacheStatusHeaders(plan), 'x-request-id': String(req.id), ...usage.costHeaders() })
       .send(usage.decorate(toOpenAIEmbeddingResponse(result.response, result.decision.model, encodingFormat)));

@@ -1,4 +1,4 @@
-import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
@@ -7,7 +7,8 @@ import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
 import { routeHeaders } from './chat.service';
-import { stopIfClientLeft } from './client-connection';
+import { cutWhenWholeAnswerStalls, stopIfClientLeft } from './client-connection';
+import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 
 /**
  * OpenAI's image generation (`POST /v1/images/generations`) and image edits (`POST
@@ -27,6 +28,7 @@ export class ImagesHttpController {
   constructor(
     private readonly router: RouterPort,
     private readonly usage: UsageRecorder,
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
   ) {}
 
   @Post('generations')
@@ -54,6 +56,8 @@ export class ImagesHttpController {
     usage.images(result.response.usage, result.response.inputImageTokens, result.response.data.length);
     stopIfClientLeft(reply);
     const answer = toOpenAIImageGenerationResponse(result.response);
+    // A client that stops reading its answer is cut, so its request is recorded (as cancelled).
+    cutWhenWholeAnswerStalls(reply.raw, this.bounds.streamStallMs);
     await reply.headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() }).send(usage.decorate(answer));
   }
 }

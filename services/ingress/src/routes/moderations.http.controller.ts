@@ -1,4 +1,4 @@
-import { Controller, HttpCode, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, HttpCode, Inject, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { parseModerationRequest, toOpenAIModerationResponse } from '@openrouter/openai-wire';
@@ -6,7 +6,8 @@ import { ApiKeyGuard, KeyGuard, requestContextOf } from '../auth/api-key.guard';
 import { RouterPort } from '../router.port';
 import { UsageRecorder } from '../usage/usage-recorder';
 import { routeHeaders } from './chat.service';
-import { stopIfClientLeft } from './client-connection';
+import { cutWhenWholeAnswerStalls, stopIfClientLeft } from './client-connection';
+import { REQUEST_BOUNDS, type RequestBounds } from './request-bounds';
 
 /**
  * OpenAI's Moderations API. The request is admitted like any other (key, network lists, rate
@@ -21,6 +22,7 @@ export class ModerationsHttpController {
   constructor(
     private readonly router: RouterPort,
     private readonly usage: UsageRecorder,
+    @Inject(REQUEST_BOUNDS) private readonly bounds: RequestBounds,
   ) {}
 
   @Post('moderations')
@@ -37,6 +39,8 @@ export class ModerationsHttpController {
     usage.routed(result.decision);
     usage.embedding(result.response.usage);
     stopIfClientLeft(reply);
+    // A client that stops reading its answer is cut, so its request is recorded (as cancelled).
+    cutWhenWholeAnswerStalls(reply.raw, this.bounds.streamStallMs);
     await reply
       .headers({ ...routeHeaders(result.decision), 'x-request-id': String(req.id), ...usage.costHeaders() })
       .send(usage.decorate(toOpenAIModerationResponse(result.response, result.decision.model)));
