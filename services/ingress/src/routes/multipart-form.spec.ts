@@ -159,6 +159,12 @@ describe('readMultipartForm, in place', () => {
     for (const type of ['multipart/form-data', 'multipart/form-data; boundary=', 'application/json']) expect(await refusal('--b--', type)).toMatchObject({ kind: 'bad_request', code: 'invalid_multipart' });
   });
 
+  it('refuses a form cut off inside a file, named or not, with a 400 (the cut part’s error is the form’s, never the process’s)', async () => {
+    const type = 'multipart/form-data; boundary=b';
+    expect(await refusal('--b\r\ncontent-disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFFxxxxWAVE', type)).toMatchObject({ kind: 'bad_request', code: 'invalid_multipart' });
+    expect(await refusal('--b\r\ncontent-disposition: form-data; filename="a.wav"\r\n\r\nRIFFxxxxWAVE', type)).toMatchObject({ kind: 'bad_request', code: 'invalid_multipart' });
+  });
+
   it(`refuses a form of more than ${MAX_FORM_PARTS} parts`, async () => {
     const part = '--b\r\ncontent-disposition: form-data; name="x"\r\n\r\n1\r\n';
     expect(Object.keys(await readMultipartForm(Buffer.from(`${part.repeat(MAX_FORM_PARTS)}--b--`), 'multipart/form-data; boundary=b'))).toEqual(['x']);

@@ -75,6 +75,9 @@ export function readMultipartForm(body: Uint8Array, contentType: string): Promis
     };
     parser.on('field', (name: string | undefined, value) => (typeof name === 'string' ? add(unescaped(name), value) : fail(invalidForm('a part without a name'))));
     parser.on('file', (name: string | undefined, stream, info) => {
+      // busboy destroys a part cut off by the end of the body with an error of its own (besides the
+      // parser's): without a listener, that error would be thrown out of the process.
+      stream.on('error', (error: unknown) => fail(invalidForm('unexpected end of form', error)));
       if (typeof name !== 'string') {
         stream.resume();
         return fail(invalidForm('a part without a name'));
