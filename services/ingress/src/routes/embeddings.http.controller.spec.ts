@@ -1,5 +1,7 @@
+import { usagev1 } from '@openrouter/contracts';
 import { createLogger } from '@openrouter/observability';
 import type { UsagePublisher } from '@openrouter/usage';
+import { MemoryResponseCacheStore } from '../cache/response-cache.store';
 import { startIngress, type IngressHandle } from '../index';
 import type { RouterCalls } from '../router.port';
 import { ingressTestConfig } from '../test-config.testing';
@@ -53,5 +55,63 @@ describe('the embeddings input limit at ingress', () => {
     expect(limited.status).toBe(429);
     expect(((await limited.json()) as { error: { type: string } }).error.type).toBe('requests');
     expect(embedded).toEqual([]);
+  });
+});
+
+describe('an embeddings request whose client leaves while the response cache is consulted', () => {
+  let ingress: IngressHandle | undefined;
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await ingress?.close();
+  });
+
+  it('is recorded as cancelled and never reaches the provider: no call is made for nobody, none billed at nothing', async () => {
+    // The cache store answers only when the test lets it: the client leaves while it is consulted.
+    let answerLookup!: () => void;
+    const lookupMayAnswer = new Promise<void>((resolve) => (answerLookup = resolve));
+    let lookupAsked!: () => void;
+    const lookupStarted = new Promise<void>((resolve) => (lookupAsked = resolve));
+    const get = MemoryResponseCacheStore.prototype.get;
+    jest.spyOn(MemoryResponseCacheStore.prototype, 'get').mockImplementation(async function (this: MemoryResponseCacheStore, id: string) {
+      lookupAsked();
+      await lookupMayAnswer;
+      return get.call(this, id);
+    });
+    const calls: unknown[] = [];
+    const router = {
+      embed: (request: unknown) => {
+        calls.push(request);
+        return Promise.reject(new Error('no provider is reached in this test'));
+      },
+    } as Partial<RouterCalls> as RouterCalls;
+    const events: usagev1.UsageEvent[] = [];
+    let metered!: () => void;
+    const recorded = new Promise<void>((resolve) => (metered = resolve));
+    const recording: UsagePublisher = { ...publisher, publish: async (event) => void (events.push(event), metered()) };
+    const config = ingressTestConfig({
+      ingress: { http: { host: '127.0.0.1', port: 0 }, router: '127.0.0.1:1', devKey: KEY },
+      cache: { enabled: true, mode: 'always' },
+      models: [{ id: 'e', capabilities: ['embeddings'], pricing: { input: '1' }, deployments: [{ id: 'd', provider: 'sim', model: 'u' }] }],
+    });
+    ingress = await startIngress(config, createLogger('ingress', 'silent'), { router, usagePublisher: recording });
+
+    const client = new AbortController();
+    const sent = fetch(`http://127.0.0.1:${ingress.httpPort}/v1/embeddings`, {
+      method: 'POST',
+      signal: client.signal,
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'e', input: 'hello' }),
+    });
+    await lookupStarted;
+    client.abort();
+    await expect(sent).rejects.toThrow();
+    // The request is recorded as the client leaves; only then does the cache answer (a miss).
+    await recorded;
+    answerLookup();
+    await ingress.close();
+    ingress = undefined;
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ status: usagev1.Status.STATUS_CANCELLED, cancelled: true, cost: { amount: '0' } });
+    expect(calls).toEqual([]);
   });
 });

@@ -56,6 +56,8 @@ export class EmbeddingsHttpController {
       if (hit?.embedding) return sendEmbeddingHit(req, reply, { ...hit, embedding: hit.embedding }, encodingFormat, usage, this.bounds.streamStallMs);
     }
     try {
+      // Gone while the cache was consulted: its record is written already, so no call is made for it.
+      stopIfClientLeft(reply);
       await this.answer(req, reply, usage, request, encodingFormat, plan);
     } finally {
       // Whatever happened: requests waiting for this one's answer go on by themselves unless it is being stored.
