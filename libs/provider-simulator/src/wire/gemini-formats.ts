@@ -117,14 +117,22 @@ export function generateContentBody(plan: GeneratePlan): unknown {
 const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\r\n\r\n`;
 
 /**
+ * Where a stream reports its usage: on `every` event (the Gemini API: the prompt's count on each,
+ * the output's on the last), or on the `last` only (Vertex AI: an empty usageMetadata on the
+ * first event, none on the others, every count on the last).
+ */
+export type StreamUsage = 'every' | 'last';
+
+/**
  * The stream as `alt=sse` delivers it: one GenerateContentResponse per event, each with the new
- * text of every candidate that has some (a function call arrives whole in one event), usage so
- * far on every event, and a closing event with each candidate's finishReason and full usage.
+ * text of every candidate that has some (a function call arrives whole in one event), usage as
+ * `usage` says, and a closing event with each candidate's finishReason and full usage.
  * There is no terminator: the stream ends when the response does.
  */
-export function generateContentFrames(plan: GeneratePlan): PacedFrame[] {
+export function generateContentFrames(plan: GeneratePlan, usage: StreamUsage = 'every'): PacedFrame[] {
   const frames: PacedFrame[] = [];
-  const envelope = { usageMetadata: usageMetadata(plan), modelVersion: plan.modelVersion, responseId: plan.responseId };
+  const usageSoFar = (step: number): Record<string, unknown> => (usage === 'every' ? { usageMetadata: usageMetadata(plan) } : step === 0 ? { usageMetadata: {} } : {});
+  const envelope = { modelVersion: plan.modelVersion, responseId: plan.responseId };
   const steps = Math.max(0, ...plan.candidates.map((c) => (c.functionCall ? 1 : c.pieces.length)));
   for (let step = 0; step < steps; step++) {
     const candidates: unknown[] = [];
@@ -136,7 +144,7 @@ export function generateContentFrames(plan: GeneratePlan): PacedFrame[] {
       const piece = c.pieces[step];
       if (piece !== undefined) candidates.push({ content: { parts: [{ text: piece }], role: 'model' }, index: c.index });
     }
-    frames.push({ text: sse({ candidates, ...envelope }), tokenStep: step });
+    frames.push({ text: sse({ candidates, ...usageSoFar(step), ...envelope }), tokenStep: step });
   }
   frames.push({
     text: sse({

@@ -35,7 +35,7 @@ describe('Vertex AI and Google OAuth wire formats over HTTP', () => {
   const send = async (method: 'GET' | 'POST', path: string, body: string | undefined, headers: Record<string, string>) => {
     const response = await request(`${sim.url}${path}`, { method, headers, body });
     const text = await response.body.text();
-    return { status: response.statusCode, headers: response.headers, json: () => JSON.parse(text) as Record<string, unknown> };
+    return { status: response.statusCode, headers: response.headers, text, json: () => JSON.parse(text) as Record<string, unknown> };
   };
   const token = (assertion: string, grantType = GRANT) => send('POST', '/token', new URLSearchParams({ grant_type: grantType, assertion }).toString(), { 'content-type': 'application/x-www-form-urlencoded' });
   const accessToken = async (): Promise<string> => String((await token(jwt(claims()))).json()['access_token']);
@@ -130,6 +130,18 @@ describe('Vertex AI and Google OAuth wire formats over HTTP', () => {
       const stream = await send('POST', `${PREFIX}/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse`, JSON.stringify({ contents: [USER] }), { authorization: `Bearer ${issued}` });
       expect(stream.status).toBe(200);
       expect(stream.headers['content-type']).toBe('text/event-stream');
+    });
+
+    it('counts a Gemini stream’s usage on its last event only: an empty usageMetadata first, none between', async () => {
+      const issued = await accessToken();
+      const whole = (await vertex('google/models/gemini-2.5-flash:generateContent', { contents: [USER] }, issued)).json();
+      const stream = await send('POST', `${PREFIX}/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse`, JSON.stringify({ contents: [USER] }), { authorization: `Bearer ${issued}` });
+      const events = stream.text
+        .split('\r\n\r\n')
+        .filter((e) => e.startsWith('data: '))
+        .map((e) => JSON.parse(e.slice('data: '.length)) as Record<string, unknown>);
+      expect(events.length).toBeGreaterThan(2);
+      expect(events.map((e) => e['usageMetadata'])).toEqual([{}, ...events.slice(1, -1).map(() => undefined), whole['usageMetadata']]);
     });
 
     it('serves Claude with anthropic_version in the body and the model in the URL, streamed or not', async () => {

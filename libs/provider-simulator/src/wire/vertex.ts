@@ -146,7 +146,8 @@ const handleGenerateContent = async (exchange: HttpExchange, runtime: SimulatorR
   }
   if (!exchange.open) return;
   const sink = exchange.startStream(GEMINI_SSE_HEADERS);
-  await deliverFrames(generateContentFrames(result.plan), { ttftMs: prepared.behaviour.ttftMs, tokensPerSecond: prepared.behaviour.tokensPerSecond, dropAfterTokens }, exchange.cancel, sink);
+  // Vertex AI counts a stream's usage on its last event only, unlike the Gemini API.
+  await deliverFrames(generateContentFrames(result.plan, 'last'), { ttftMs: prepared.behaviour.ttftMs, tokensPerSecond: prepared.behaviour.tokensPerSecond, dropAfterTokens }, exchange.cancel, sink);
 };
 
 const sendAnthropicError = (exchange: HttpExchange, status: number, type: string, message: string): void => exchange.sendJson(status, anthropicError(type, message));

@@ -33,8 +33,14 @@ export class GeminiStreamTranslator {
   private readonly candidates = new Map<number, CandidateState>();
   private responseId: string | undefined;
   private model: string | undefined;
-  private usage: UsageMetadata | undefined;
+  /** Every count the stream reported, each the latest (Gemini's counts are running totals). */
+  private usage: UsageMetadata = {};
+  /** The answer's visible text and function calls' arguments, for estimates. */
   private text = '';
+  /** Thought summaries: billed as output, but within thoughtsTokenCount once Gemini reports it. */
+  private reasoning = '';
+  /** How much of `text` the last reported candidatesTokenCount counts. */
+  private counted = 0;
   /** Whether a chunk that commits the request to this provider (content, a call, reasoning) went out. */
   private answered = false;
 
@@ -53,7 +59,10 @@ export class GeminiStreamTranslator {
     if (blocked) throw blocked;
     this.responseId ??= event.responseId;
     this.model ??= event.modelVersion;
-    if (event.usageMetadata) this.usage = event.usageMetadata;
+    // The Gemini API repeats the prompt's count on every event and adds the output's as it goes;
+    // Vertex AI sends an empty usageMetadata on its first event and counts only on its last. An
+    // event that leaves a count out has not reset it, so each count keeps its latest value.
+    if (event.usageMetadata) this.usage = { ...this.usage, ...event.usageMetadata };
     const out: chatv1.ChatChunk[] = [];
     (event.candidates ?? []).forEach((c, position) => {
       const index = c.index ?? position;
@@ -67,8 +76,7 @@ export class GeminiStreamTranslator {
       const key = this.responseId ?? this.ctx.requestId;
       const parts = splitParts(c.content?.parts ?? [], (at, name) => toolCallId(key, index, at, name), state.toolCalls, this.ctx.answerTool);
       if (parts.reasoning) {
-        // Billed as output (thoughtsTokenCount): an estimate counts it too.
-        this.text += parts.reasoning;
+        this.reasoning += parts.reasoning;
         out.push(this.chunk(index, { extraJson: JSON.stringify({ reasoning_content: parts.reasoning }) }));
       }
       if (parts.text) {
@@ -96,33 +104,54 @@ export class GeminiStreamTranslator {
         out.push(this.chunk(index, {}, finishReason(c.finishReason, state.toolCalls > 0)));
       }
     });
+    // A count of the output covers the text of the event that carries it.
+    if (event.usageMetadata?.candidatesTokenCount !== undefined) this.counted = this.text.length;
     this.answered ||= out.some(chunkCarriesAnswer);
     return out;
   }
 
   /**
-   * The usage of a stream that fails once its answer has begun, as a chunk: the prompt Gemini
-   * reported (on every event), and the output it reported so far — which it often counts only on
-   * the last event, so until then the output streamed, estimated, stands in. None before the answer
-   * began (the request fails over, and a usage chunk would commit it to this provider), nor when
-   * the stream reported nothing (ingress estimates it whole then).
+   * The usage of a stream that fails once its answer has begun, as a chunk: what Google bills for
+   * it so far (`usageNow`). None before the answer began (the request fails over, and a usage
+   * chunk would commit it to this provider), nor while no prompt count came (Vertex AI counts only
+   * on the last event): ingress then estimates the whole request, prompt included, rather than
+   * take a prompt of 0.
    */
   usageSoFar(): chatv1.ChatChunk[] {
-    if (!this.answered || !this.usage || !this.ctx.includeUsage) return [];
-    const reported = toCanonicalUsage(this.usage);
-    if (this.usage.candidatesTokenCount === undefined) {
-      const completionTokens = Math.max(reported.completionTokens, this.ctx.estimateUsage(this.text).completionTokens);
-      return [{ ...this.envelope(), choices: [], usage: { ...reported, completionTokens, totalTokens: reported.promptTokens + completionTokens, estimated: true } }];
-    }
-    return [{ ...this.envelope(), choices: [], usage: reported }];
+    if (!this.answered || !this.ctx.includeUsage) return [];
+    const usage = this.usageNow();
+    return usage ? [{ ...this.envelope(), choices: [], usage }] : [];
   }
 
   /** Called once the body has ended: the usage chunk, or an error if the answer was cut short. */
   end(): chatv1.ChatChunk[] {
     if (!this.finished) throw new GatewayError('upstream_error', `The provider "${this.ctx.provider}" ended the stream before it finished.`, { provider: this.ctx.provider });
     if (!this.ctx.includeUsage) return [];
-    const usage = this.usage ? toCanonicalUsage(this.usage) : this.ctx.estimateUsage(this.text);
+    const usage = this.usageNow() ?? { ...this.ctx.estimateUsage(this.text + this.reasoning), reasoningTokens: this.estimate(this.reasoning) };
     return [{ ...this.envelope(), choices: [], usage }];
+  }
+
+  /**
+   * The counts reported so far, with what they do not cover yet estimated (and the usage then
+   * marked `estimated`): Gemini often counts the output only on its last event, and a thinking
+   * model reports its thoughts before the text that follows them. The output is the thoughts
+   * (reported, else their summaries streamed) plus the visible output reported plus the visible
+   * text streamed since that report. Undefined while no prompt count came.
+   */
+  private usageNow(): chatv1.Usage | undefined {
+    const u = this.usage;
+    if (u.promptTokenCount === undefined) return undefined;
+    const reported = toCanonicalUsage(u);
+    const uncounted = this.text.slice(this.counted);
+    const thoughtsUncounted = u.thoughtsTokenCount === undefined && this.reasoning !== '';
+    if (!uncounted && !thoughtsUncounted) return reported;
+    const reasoningTokens = u.thoughtsTokenCount ?? this.estimate(this.reasoning);
+    const completionTokens = (u.candidatesTokenCount ?? 0) + reasoningTokens + this.estimate(uncounted);
+    return { ...reported, completionTokens, reasoningTokens, totalTokens: reported.promptTokens + completionTokens, estimated: true };
+  }
+
+  private estimate(text: string): number {
+    return text ? this.ctx.estimateUsage(text).completionTokens : 0;
   }
 
   private envelope(): Omit<chatv1.ChatChunk, 'choices'> {

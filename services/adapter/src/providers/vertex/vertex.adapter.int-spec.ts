@@ -120,16 +120,19 @@ describe('Vertex adapter against the simulated Vertex AI', () => {
       if (status === 429) expect(error.retryAfterMs).toBe(7000);
     });
 
-    it('throws when the connection drops mid-stream, after the chunks already sent', async () => {
+    it('throws when the connection drops mid-stream, after the chunks already sent and no usage: Vertex counts only on its last event', async () => {
       sim.configure({ faults: [{ kind: 'drop_mid_stream', afterTokens: 3 }] });
       const seen: adapterv1.ChatResponse[] = [];
       const error = await failure(
         (async () => {
-          for await (const r of adapter.chat(call(chatRequest({ stream: true }), GEMINI))) seen.push(r);
+          for await (const r of adapter.chat(call(chatRequest({ stream: true, stream_options: { include_usage: true } }), GEMINI))) seen.push(r);
         })(),
       );
       expect(error).toMatchObject({ kind: 'upstream_error' });
       expect(contentOf(seen.map((r) => r.chunk as chatv1.ChatChunk))).not.toBe('');
+      // No prompt count came (only Vertex's empty usageMetadata): a usage chunk would bill a prompt
+      // of 0, where without one ingress estimates the whole request.
+      expect(seen.some((r) => r.chunk?.usage !== undefined)).toBe(false);
     });
   });
 
