@@ -206,7 +206,10 @@ describe('Azure adapter with Entra ID against the simulated Azure OpenAI', () =>
     await collect(adapterFor({ managedIdentity: true, authorityHost: undefined, clientId: 'ua-client', imdsUrl }));
     const missing = await failure(collect(adapterFor({ managedIdentity: true, authorityHost: undefined, clientId: 'not-assigned', imdsUrl })));
     expect(missing).toMatchObject({ kind: 'auth_failed', retryable: true, upstreamStatus: 400 });
-    expect(missing.message).toContain('a user-assigned managed identity with client ID not-assigned');
+    expect(missing.message).toContain("the user-assigned managed identity of the provider's entra.clientId");
+    // The identity's client ID stays in the log.
+    expect(missing.message).not.toContain('not-assigned');
+    expect(String(missing.cause)).toContain('not-assigned');
     expect(tokenCalls().map((r) => [r.path, r.headers['metadata']])).toEqual([
       [IMDS_TOKEN_PATH, 'true'],
       [IMDS_TOKEN_PATH, 'true'],

@@ -8,6 +8,21 @@ import { bearerAuth, undiciTokenHttp } from '../access-token';
 import { type EntraSourceOptions, entraTokenSource, reachedDirectly } from './azure-credentials';
 import { MANAGED_IDENTITY_TIMEOUT_MS } from './entra-token';
 
+/** The first API version that knows `stream_options`. */
+const STREAM_OPTIONS_SINCE = '2024-09-01';
+
+/**
+ * Whether an API version takes `stream_options`, with which the gateway asks every stream for its
+ * usage. Versions before 2024-09-01-preview (the GA 2024-02-01 and 2024-06-01 among them) refuse a
+ * request that carries it ("Unrecognized request argument supplied: stream_options"), so with them
+ * it is left out: the stream then ends without a usage chunk, and the ingress meters it at its
+ * estimate. A preview counts as its date; a version that is no date (`preview`, `latest`) is newer.
+ */
+function takesStreamOptions(apiVersion: string): boolean {
+  const date = /^\d{4}-\d{2}-\d{2}/.exec(apiVersion)?.[0];
+  return date === undefined || date >= STREAM_OPTIONS_SINCE;
+}
+
 /**
  * Azure OpenAI: the OpenAI wire format addressed by deployment
  * (`/openai/deployments/{deployment}/chat/completions?api-version=…`, `…/embeddings`,
@@ -61,7 +76,7 @@ export function createAzureAdapter(id: string, config: ProviderConfigOf<'azure'>
       auth,
       timeoutMs: config.timeoutMs,
       outputLimit: config.outputLimit,
-      dropParams: config.dropParams,
+      dropParams: takesStreamOptions(config.apiVersion) ? config.dropParams : [...config.dropParams, 'stream_options'],
       proxy: config.proxy,
     },
     context.egress,

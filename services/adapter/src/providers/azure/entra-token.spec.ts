@@ -182,6 +182,17 @@ describe('the managed identity grant', () => {
     }
     expect(await failure(managedIdentityGrant(imds, new FakeTokenHttp().unreachable(), 'az')())).toMatchObject({ kind: 'unavailable', retryable: true, upstreamStatus: 0 });
   });
+
+  it("keeps a user-assigned identity's client ID from the client, in the cause for the log", async () => {
+    const clientId = '00001111-aaaa-2222-bbbb-3333cccc4444';
+    const imds = { kind: 'imds' as const, url: 'http://169.254.169.254/metadata/identity/oauth2/token', resource: 'https://cognitiveservices.azure.com', clientId };
+    const refused = await failure(managedIdentityGrant(imds, new FakeTokenHttp().reply(400, { error: 'invalid_request', error_description: 'Identity not found' }), 'az')());
+    expect(refused).toMatchObject({ kind: 'auth_failed', retryable: true, upstreamStatus: 400 });
+    expect(refused.message).toContain("is the user-assigned managed identity of the provider's entra.clientId assigned to the VM or app the gateway runs on?");
+    expect(refused.message).not.toContain(clientId);
+    expect(JSON.stringify(toOpenAIError(refused).body)).not.toContain(clientId);
+    expect(String(refused.cause)).toContain(clientId);
+  });
 });
 
 describe('lifetimeOf', () => {

@@ -233,10 +233,12 @@ export function managedIdentityGrant(endpoint: ManagedIdentityEndpoint, http: To
     const code = typeof error === 'string' ? error : error?.code;
     const oauthCode = code !== undefined && /^[A-Za-z_]{1,64}$/.test(code) ? code : undefined;
     const description = refusal.success ? (refusal.data.error_description ?? refusal.data.message)?.replace(JWT_TEXT, '[redacted]').slice(0, 300) : undefined;
-    const cause = new Error(`HTTP ${answer.status}${oauthCode ? ` ${oauthCode}` : ''}${description ? `: ${description}` : ''}`);
+    // A user-assigned identity's client ID goes to the log only (in the cause), as Entra's own words do.
+    const asked = endpoint.clientId === undefined ? '' : ` (asked for the user-assigned identity with client ID ${endpoint.clientId})`;
+    const cause = new Error(`HTTP ${answer.status}${oauthCode ? ` ${oauthCode}` : ''}${description ? `: ${description}` : ''}${asked}`);
     const status = `HTTP ${answer.status}${oauthCode ? ` ${oauthCode}` : ''}`;
     if (answer.status === 404 || answer.status === 410 || answer.status === 429 || answer.status >= 500) throw unavailable(provider, `${service} answered ${status}`, answer.status, cause);
-    const which = endpoint.clientId === undefined ? 'a system-assigned managed identity' : `a user-assigned managed identity with client ID ${endpoint.clientId}`;
+    const which = endpoint.clientId === undefined ? 'a system-assigned managed identity' : "the user-assigned managed identity of the provider's entra.clientId";
     throw refused(provider, `${service} refused the request (${status}): is ${which} assigned to the VM or app the gateway runs on?`, answer.status, cause);
   };
 }

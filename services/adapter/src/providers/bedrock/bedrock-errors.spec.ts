@@ -65,10 +65,39 @@ describe('Bedrock error mapping', () => {
       expect(error).toMatchObject({ kind: 'permission_denied', retryable: true, code: 'upstream_access_denied' });
       expect(error.message).not.toContain('123456789012');
       expect(JSON.stringify(toOpenAIError(error).body)).not.toMatch(/123456789012|GatewayRole/);
-      expect(String(error.cause)).toContain('GatewayRole');
+      expect(String(error.cause)).toContain('arn:aws:sts::123456789012:assumed-role/GatewayRole');
     }
     // A 403 with no error type is the same refusal.
     expect(parseBedrockErrorResponse(403, undefined, JSON.stringify({ message: text }), 'b')).toMatchObject({ kind: 'permission_denied', retryable: true, message: expect.not.stringContaining('123456789012') });
+  });
+
+  it.each([
+    'The model returned the following errors: input length and `max_tokens` exceed context limit: 199759 + 8192 > 200000, decrease input length or `max_tokens` and try again',
+    'The model returned the following errors: prompt is too long: 210415 tokens > 200000 maximum',
+  ])("maps Claude's context overflow, passed through in a ValidationException, to context_length_exceeded: %s", (message) => {
+    const http = parseBedrockErrorResponse(400, `ValidationException${SUFFIX}`, JSON.stringify({ message }), 'b');
+    // The same exception as a ConverseStream frame.
+    const frame = toGatewayError({ status: 400, errorType: 'validationException', message }, 'b');
+    for (const error of [http, frame]) {
+      expect(error).toMatchObject({ kind: 'context_length_exceeded', code: 'context_length_exceeded', upstreamStatus: 400 });
+      expect(toOpenAIError(error)).toMatchObject({ status: 400, body: { error: { code: 'context_length_exceeded' } } });
+    }
+  });
+
+  it("redacts the AWS account id in the ARNs a passed-on message quotes, and keeps the rest of the text", () => {
+    const profile = 'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0';
+    const notFound = parseBedrockErrorResponse(400, `ValidationException${SUFFIX}`, JSON.stringify({ message: `The provided model identifier is invalid: ${profile}` }), 'b');
+    const invalid = parseBedrockErrorResponse(400, `ValidationException${SUFFIX}`, JSON.stringify({ message: `The guardrail arn:aws-us-gov:bedrock:us-gov-west-1:123456789012:guardrail/abc1234 was not found.` }), 'b');
+    const failed = toGatewayError({ status: 500, errorType: 'internalServerException', message: `Failed to read arn:aws:sts::123456789012:assumed-role/GatewayRole/x` }, 'b');
+    expect(notFound).toMatchObject({ kind: 'not_found' });
+    expect(invalid).toMatchObject({ kind: 'bad_request' });
+    for (const error of [notFound, invalid, failed]) {
+      expect(error.message).not.toContain('123456789012');
+      expect(JSON.stringify(toOpenAIError(error).body)).not.toContain('123456789012');
+    }
+    expect(notFound.message).toContain('arn:aws:bedrock:us-east-1:[redacted]:inference-profile/us.anthropic.claude-sonnet-4-20250514-v1:0');
+    expect(invalid.message).toBe('The guardrail arn:aws-us-gov:bedrock:us-gov-west-1:[redacted]:guardrail/abc1234 was not found.');
+    expect(failed.message).toContain('arn:aws:sts::[redacted]:assumed-role/GatewayRole/x');
   });
 
   it('normalises error types from headers, bodies and stream frames alike', () => {

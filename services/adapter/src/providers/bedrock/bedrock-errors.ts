@@ -55,7 +55,9 @@ const BY_TYPE: ReadonlyMap<string, Mapping> = new Map<string, Mapping>([
   ['modelstreamerrorexception', { kind: 'upstream_error', status: 424, code: 'model_stream_error' }],
 ]);
 
-const CONTEXT_LENGTH = /too long|too many (input )?tokens|context (length|window)|maximum (input|prompt) (length|size)|exceeds? the (model'?s? )?(max|context)/i;
+// Claude's own overflow texts arrive inside a ValidationException: "prompt is too long: …" and
+// "input length and `max_tokens` exceed context limit: …".
+const CONTEXT_LENGTH = /too long|too many (input )?tokens|context (length|window|limit)|maximum (input|prompt) (length|size)|exceeds? the (model'?s? )?(max|context)/i;
 /**
  * ValidationExceptions about the deployment's model id, not the client's request: an id Bedrock
  * does not know, or a model that must be called through an inference profile. They are the
@@ -65,6 +67,9 @@ const CONTEXT_LENGTH = /too long|too many (input )?tokens|context (length|window
 const DEPLOYMENT_MODEL = /provided model identifier is invalid|with on-demand throughput isn['’]?t supported/i;
 // AWS messages may quote access key ids; they must not travel further.
 const ACCESS_KEY_ID = /\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b/g;
+// Nor the gateway's AWS account id, which the ARNs they quote carry (an inference profile, a role):
+// `arn:aws:bedrock:us-east-1:123456789012:…` → `arn:aws:bedrock:us-east-1:[redacted]:…`.
+const ARN_ACCOUNT_ID = /\b(arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:)\d{12}(?=:)/g;
 
 /** `ThrottlingException:http://internal.amazon.com/coral/…` → `throttlingexception`. */
 export function normalizeErrorType(raw: string | undefined): string | undefined {
@@ -83,7 +88,9 @@ export function statusOfErrorType(errorType: string | undefined): number | undef
 export function toGatewayError(failure: BedrockFailure, provider: string): GatewayError {
   const type = normalizeErrorType(failure.errorType);
   const mapping = (type !== undefined ? BY_TYPE.get(type) : undefined) ?? byStatus(failure.status);
-  const message = failure.message?.replace(ACCESS_KEY_ID, '[redacted]');
+  // The log (a hidden message's cause) keeps the account id, which tells the operator which account refused.
+  const logged = failure.message?.replace(ACCESS_KEY_ID, '[redacted]');
+  const message = logged?.replace(ARN_ACCOUNT_ID, '$1[redacted]');
   const base: GatewayErrorOptions = { provider, upstreamStatus: failure.status, code: mapping.code ?? type };
   if (mapping.kind === 'bad_request' && CONTEXT_LENGTH.test(message ?? '')) {
     return new GatewayError('context_length_exceeded', `The request exceeds the model context length: ${message ?? ''}`.trim(), { ...base, code: 'context_length_exceeded' });
@@ -92,7 +99,7 @@ export function toGatewayError(failure: BedrockFailure, provider: string): Gatew
     return new GatewayError('not_found', `The provider "${provider}" does not know the model or endpoint: ${message ?? ''}`, { ...base, retryable: true });
   }
   if (mapping.hiddenAs !== undefined) {
-    const said = new Error(`${failure.errorType?.split(':')[0] ?? `HTTP ${failure.status}`}: ${message ?? '(no message)'}`);
+    const said = new Error(`${failure.errorType?.split(':')[0] ?? `HTTP ${failure.status}`}: ${logged ?? '(no message)'}`);
     return new GatewayError(mapping.kind, `The provider "${provider}" ${mapping.hiddenAs}.`, { ...base, retryable: mapping.retryable, cause: said });
   }
   const text = message ? `The provider "${provider}" failed (${failure.errorType?.split(':')[0] ?? `HTTP ${failure.status}`}): ${message}` : `The provider "${provider}" failed (HTTP ${failure.status}).`;

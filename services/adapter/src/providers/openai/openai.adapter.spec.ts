@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import type { adapterv1, chatv1 } from '@openrouter/contracts';
 import { carriesAnswer, parseChatRequest, parseEmbeddingRequest, parseOpenAIChunk } from '@openrouter/openai-wire';
@@ -119,6 +119,59 @@ describe('OpenAI adapter streaming usage', () => {
     const chunks = await stream('stream-openai-usage-last');
     expect(chunks).toEqual(events('stream-openai-usage-last').map(parseOpenAIChunk));
     expect(metered(chunks)).toEqual({ prompt: 9, completion: 2 });
+  });
+});
+
+describe('OpenAI adapter streams cut by the connection', () => {
+  let server: Server;
+  let base: string;
+  const adapters: ProviderAdapter[] = [];
+  /** The answer being sent, held open until the test cuts its connection. */
+  let held: ServerResponse | undefined;
+
+  beforeAll(async () => {
+    // vLLM with continuous_usage_stats: the running usage on every chunk. The answer stops after its
+    // third chunk and stays open; the test then cuts the connection.
+    const lines = fixture('stream-continuous-usage-stats').split('\n\n').slice(0, 3);
+    server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      for (const line of lines) res.write(`${line}\n\n`);
+      held = res;
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await Promise.all(adapters.map((a) => a.close()));
+    server.close();
+  });
+
+  const metered = (chunks: chatv1.ChatChunk[]) =>
+    chunks.reduce((sum, c) => ({ prompt: sum.prompt + (c.usage?.promptTokens ?? 0), completion: sum.completion + (c.usage?.completionTokens ?? 0) }), { prompt: 0, completion: 0 });
+
+  it.each<[string, (socket: Socket) => void]>([
+    ['reset', (socket) => socket.resetAndDestroy()],
+    ['closed before its chunked body ended', (socket) => socket.destroy()],
+  ])('passes on the usage reported before a stream whose connection was %s, then fails', async (_name, cut) => {
+    const adapter = createOpenAIAdapter('vllm', { type: 'openai', baseUrl: base, apiKey: 'k', outputLimit: 'max_tokens', dropParams: [], headers: {}, timeoutMs: 5_000 });
+    adapters.push(adapter);
+    const request = parseChatRequest({ model: 'm', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
+    const chunks: chatv1.ChatChunk[] = [];
+    const read = async (): Promise<void> => {
+      for await (const event of adapter.chat({ requestId: 'r', upstreamModel: 'm', request, timeoutMs: 5_000, signal: new AbortController().signal })) {
+        if (!event.chunk) continue;
+        chunks.push(event.chunk);
+        // The answer has begun and its last sent chunk arrived: the connection goes now.
+        if (event.chunk.choices[0]?.delta?.content === ' there') cut(held?.socket as Socket);
+      }
+    };
+    expect(await failure(read())).toMatchObject({ kind: 'upstream_error', provider: 'vllm', message: 'The provider "vllm" closed the stream unexpectedly.' });
+    expect(chunks.flatMap((c) => c.choices.map((ch) => ch.delta?.content ?? '')).join('')).toBe('Hi there');
+    // What the provider reported by then, once, in a last chunk without choices: billed, not estimated.
+    expect(metered(chunks)).toEqual({ prompt: 12, completion: 2 });
+    expect(chunks[chunks.length - 1]?.choices).toEqual([]);
   });
 });
 

@@ -121,6 +121,8 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
       }
       let done = false;
       let answered = false;
+      let failed = false;
+      let failure: unknown;
       const usage = new StreamUsage();
       try {
         for await (const event of readServerSentEvents(response.body, call.signal, id)) {
@@ -129,14 +131,7 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
             break;
           }
           const json = parseEventJson(event.data, id);
-          if (isErrorEvent(json)) {
-            // The usage reported so far is still what the provider bills: it goes out before the error
-            // once the answer has begun (before that the request fails over, and a usage chunk would
-            // commit it to this provider).
-            const reported = answered ? usage.end() : undefined;
-            if (reported) yield { chunk: reported };
-            throw parseOpenAIStreamError(event.data, id);
-          }
+          if (isErrorEvent(json)) throw parseOpenAIStreamError(event.data, id);
           const chunk = usage.accept(parseOpenAIChunk(json));
           if (chunk) {
             // The router's own test of a begun answer (reasoning and refusal deltas, logprobs count):
@@ -146,14 +141,21 @@ export function createOpenAIWireAdapter(id: string, endpoints: OpenAIEndpoints, 
             yield { chunk };
           }
         }
+      } catch (error) {
+        failed = true;
+        failure = error;
       } finally {
         if (done) discardRest(response.body);
         // A body torn down may still emit an error (the socket's reset) with no one listening.
         else response.body.on('error', () => undefined).destroy();
       }
-      // A stream cut before [DONE] passes on the usage it did report (billed) once its answer had begun, then fails.
+      // The usage reported so far is what the provider bills: a stream that failed once its answer
+      // had begun (an error event, a reset or stalled connection, a body ended before [DONE]) passes
+      // it on, then fails. Before the answer began the request fails over, and a usage chunk would
+      // commit it to this provider.
       const last = done || answered ? usage.end() : undefined;
       if (last) yield { chunk: last };
+      if (failed) throw failure;
       if (!done) throw new GatewayError('upstream_error', `The provider "${id}" ended the stream before it finished.`, { provider: id });
     },
 
