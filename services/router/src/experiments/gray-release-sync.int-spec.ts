@@ -89,6 +89,44 @@ describe('gray releases shared by router replicas through Redis (redis-server)',
     }
   });
 
+  it('goes on with the other releases when one release’s kept state is a key of another type, says so once, and keeps it once the key is fixed', async () => {
+    const prefix = `gray-${randomBytes(4).toString('hex')}:`;
+    const gr = config.routing.grayReleases[0];
+    if (!gr) throw new Error('the spec config has a release');
+    const other = { ...gr, id: 'other', target: 'premium', baseline: 'premium', canary: 'cheap' };
+    const own: GatewayConfig = { ...config, access: { ...config.access, redis: { url: redisUrl(), keyPrefix: prefix } }, routing: { ...config.routing, grayReleases: [gr, other] } };
+    const lines: Array<{ level: number; msg: string; release?: string; reason?: string }> = [];
+    const logged = createLogger('gray-release-redis-spec', 'info', { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const redis = new Redis(redisUrl());
+    try {
+      await redis.set(`${prefix}router:gray-release:gr`, 'set by hand');
+      const clock = new ManualClock();
+      const releases = new GrayReleases(own.routing.grayReleases, clock);
+      const sync = await startGrayReleaseSync(own, releases, logged);
+      if (sync) syncs.push(sync);
+      // The other release's start is kept, and a rollback of it heard.
+      expect(await redis.hget(`${prefix}router:gray-release:other`, 'startAt')).toBe(String(clock.now()));
+      await redis.hset(`${prefix}router:gray-release:other`, 'rolledBackAt', '1748768400000', 'reason', 'rolled back by hand');
+      await until(() => releases.byId('other')?.status() === 'rolled_back', "the other release's rollback read");
+      // The release whose key is in the way runs on this router's start, and rolls back here.
+      expect(releases.byId('gr')?.state()).toMatchObject({ status: 'active', canaryPercent: 10 });
+      const release = releases.byId('gr');
+      for (let i = 0; i < 5; i++) release?.record('baseline', true, 100);
+      for (let i = 0; i < 5; i++) release?.record('canary', false, 100);
+      expect(release?.status()).toBe('rolled_back');
+      await sync?.sync();
+      await sync?.sync();
+      // Said once, for that release, with Redis's reason; nothing said about reaching Redis.
+      expect(lines.filter((l) => /refused|unreachable/.test(l.msg))).toEqual([expect.objectContaining({ level: 40, release: 'gr', reason: expect.stringContaining('WRONGTYPE'), msg: expect.stringContaining('gray release state refused') })]);
+
+      await redis.del(`${prefix}router:gray-release:gr`);
+      await until(() => lines.some((l) => l.msg === 'gray release state taken again'), 'the release kept again');
+      expect(await redis.hgetall(`${prefix}router:gray-release:gr`)).toEqual({ startAt: String(clock.now()), rolledBackAt: String(release?.rollback()?.at), reason: release?.rollback()?.reason });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it('starts and serves while Redis cannot be reached, on its own schedule', async () => {
     const unreachable: GatewayConfig = { ...config, access: { ...config.access, redis: { url: 'redis://127.0.0.1:9', keyPrefix } } };
     const releases = new GrayReleases(config.routing.grayReleases, new ManualClock());

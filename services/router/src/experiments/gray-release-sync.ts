@@ -13,6 +13,8 @@ import { ARM_COUNTERS, type GrayRelease, type GrayReleaseArm, type GrayReleases,
 export interface KeptRelease {
   startAt?: number;
   rollback?: Rollback;
+  /** Why the store answered with an error for this release rather than its state (see `KeptStateRefused`); nothing else is set then. */
+  refused?: string;
 }
 
 /** A release's shared call counters: which release, and the window they are bucketed for. */
@@ -26,9 +28,14 @@ export interface CountedRelease {
  * runs alone. A release's first start and first rollback stay: later ones are not written over.
  */
 export interface GrayReleaseStore {
-  /** The kept start of the release, after keeping `startAt` if none was. */
+  /**
+   * The kept start of the release, after keeping `startAt` if none was. Throws `UnreadableStart`
+   * or `KeptStateRefused` for this release alone, any other error when the store could not be reached.
+   */
   claimStart(id: string, startAt: number): Promise<number>;
+  /** Throws `KeptStateRefused` for this release alone, any other error when the store could not be reached. */
   keepRollback(id: string, rollback: Rollback): Promise<void>;
+  /** A release the store answered with an error for is `refused`; the store not reached throws. */
   read(ids: readonly string[]): Promise<Map<string, KeptRelease>>;
   /**
    * A store shared by replicas only: adds this replica's `batch` to the release's call counters
@@ -109,6 +116,20 @@ const keptInteger = z.coerce.number().int().nonnegative();
 export class UnreadableStart extends Error {}
 
 /**
+ * The store answered with an error about one release's kept state, not with the state: in Redis,
+ * a key of another type set by hand (WRONGTYPE). The other releases are kept all the same.
+ */
+export class KeptStateRefused extends Error {
+  constructor(
+    readonly release: string,
+    reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`gray release ${release}: ${reason}`, options);
+  }
+}
+
+/**
  * The store answered but did not take a batch of calls (nothing of it was added): a counter in a
  * form Redis cannot add to, or an error Redis answered with. The message says which release and
  * why, and names no key.
@@ -150,13 +171,13 @@ export class RedisGrayReleaseStore implements GrayReleaseStore {
   ) {}
 
   async claimStart(id: string, startAt: number): Promise<number> {
-    const kept = keptInteger.safeParse(await this.redis.eval(CLAIM_START, 1, this.key(id), String(startAt)));
+    const kept = keptInteger.safeParse(await this.refusedFor(id, this.redis.eval(CLAIM_START, 1, this.key(id), String(startAt))));
     if (!kept.success) throw new UnreadableStart(`${this.key(id)} holds a startAt that is not milliseconds since 1970; delete the field to start the release now`);
     return kept.data;
   }
 
   async keepRollback(id: string, rollback: Rollback): Promise<void> {
-    await this.redis.eval(KEEP_ROLLBACK, 1, this.key(id), String(rollback.at), rollback.reason);
+    await this.refusedFor(id, this.redis.eval(KEEP_ROLLBACK, 1, this.key(id), String(rollback.at), rollback.reason));
   }
 
   async read(ids: readonly string[]): Promise<Map<string, KeptRelease>> {
@@ -166,6 +187,11 @@ export class RedisGrayReleaseStore implements GrayReleaseStore {
     const kept = new Map<string, KeptRelease>();
     ids.forEach((id, i) => {
       const [error, value] = replies[i] ?? [];
+      // Redis answered with an error for this key (one of another type): this release alone.
+      if (error instanceof Error && error instanceof ReplyError) {
+        kept.set(id, { refused: this.refusal(id, error) });
+        return;
+      }
       if (error) throw error;
       const [startAt, rolledBackAt, reason] = z.array(z.string().nullable()).parse(value);
       // A field someone wrote by hand in another form is left out, not a failure of every release.
@@ -232,6 +258,20 @@ export class RedisGrayReleaseStore implements GrayReleaseStore {
 
   private key(id: string): string {
     return `${this.keyPrefix}router:gray-release:${id}`;
+  }
+
+  /** `reply`, or `KeptStateRefused` when Redis answered it with an error: a release's key it cannot use, not Redis out of reach. */
+  private async refusedFor<T>(id: string, reply: Promise<T>): Promise<T> {
+    try {
+      return await reply;
+    } catch (error) {
+      if (error instanceof Error && error instanceof ReplyError) throw new KeptStateRefused(id, this.refusal(id, error), { cause: error });
+      throw error;
+    }
+  }
+
+  private refusal(id: string, error: Error): string {
+    return `Redis refused ${this.key(id)} (${error.message}); delete the key to keep the release's state again`;
   }
 }
 
@@ -345,6 +385,9 @@ export class FileGrayReleaseStore implements GrayReleaseStore {
  * calls not yet shared are shared then, those still in the window. Each release's calls are
  * shared on their own: a batch the store refuses (`SharedCountsRefused`) is logged for its
  * release, once, and sent again at the next round, and the other releases are shared all the same.
+ * So is each release's kept state: one the store answers with an error (`KeptStateRefused`, a key
+ * set by hand in the way) runs on what this router has, is logged once, and is tried again at
+ * each round, while the others are kept and read as ever.
  */
 export class GrayReleaseSync {
   private readonly unkept = new Map<string, Rollback>();
@@ -357,6 +400,8 @@ export class GrayReleaseSync {
   private failing = false;
   /** Releases whose last batch the store refused (see `SharedCountsRefused`). */
   private readonly refused = new Set<string>();
+  /** Releases whose kept state the store refused at the last round that reached it (see `KeptStateRefused`). */
+  private stateRefused = new Set<string>();
   /**
    * Calls that left the window before they could be shared, by release: in no one's window any
    * more. Said once, after an outage, when a round gets through again.
@@ -410,13 +455,20 @@ export class GrayReleaseSync {
     // The rollbacks decided by then, whose calls are all in `toShare`: one decided while this round
     // waits on the store was judged on calls it does not share, and is kept at the next round.
     const toKeep = [...this.unkept];
+    /** The releases whose kept state the store refused this round, and why. */
+    const stateRefused = new Map<string, string>();
     try {
       for (const release of [...this.unclaimed]) {
         try {
           release.adoptStart(await this.store.claimStart(release.config.id, release.startedAt()));
           this.unclaimed.delete(release);
         } catch (error) {
-          // One release's unreadable start must not keep the others' rollbacks from being read.
+          // One release's start the store will not give must not keep the others' rollbacks from being read.
+          if (error instanceof KeptStateRefused) {
+            // Runs on this router's start meanwhile; claimed at a later round once the store takes it.
+            stateRefused.set(release.config.id, error.message);
+            continue;
+          }
           if (!(error instanceof UnreadableStart)) throw error;
           this.unclaimed.delete(release);
           this.logger.warn({ release: release.config.id, err: error }, "gray release start cannot be read; this router runs the release from its own start");
@@ -425,6 +477,8 @@ export class GrayReleaseSync {
       const all = this.releases.all();
       const kept = await this.store.read(all.map((r) => r.config.id));
       for (const release of all) {
+        const refused = kept.get(release.config.id)?.refused;
+        if (refused !== undefined) stateRefused.set(release.config.id, refused);
         const rollback = kept.get(release.config.id)?.rollback;
         if (rollback && !release.rollback()) {
           release.adoptRollback(rollback);
@@ -459,16 +513,32 @@ export class GrayReleaseSync {
     // rollback reads them too (its round reads rollbacks, then the fleet's counts).
     try {
       for (const [id, rollback] of toKeep) {
-        await this.store.keepRollback(id, rollback);
-        this.unkept.delete(id);
+        try {
+          await this.store.keepRollback(id, rollback);
+          this.unkept.delete(id);
+        } catch (error) {
+          // Kept at a later round, once the store takes it; the others are kept now.
+          if (!(error instanceof KeptStateRefused)) throw error;
+          stateRefused.set(id, error.message);
+        }
       }
     } catch (error) {
       this.unreachable(error);
       return;
     }
+    this.noteStateRefused(stateRefused);
     if (this.failing) this.logger.info(Object.keys(this.dropped).length > 0 ? { droppedCalls: this.dropped } : {}, 'gray release state reachable again');
     this.failing = false;
     this.dropped = {};
+  }
+
+  /** Each release whose kept state the store refuses is said once, until a round gets it through again. */
+  private noteStateRefused(refused: ReadonlyMap<string, string>): void {
+    for (const [id, reason] of refused) {
+      if (!this.stateRefused.has(id)) this.logger.warn({ release: id, reason }, 'gray release state refused by the store; this router runs the release on its own start and rollback until the store takes it, the other releases as ever');
+    }
+    for (const id of this.stateRefused) if (!refused.has(id)) this.logger.info({ release: id }, 'gray release state taken again');
+    this.stateRefused = new Set(refused.keys());
   }
 
   /** The store could not be reached: said once, until a round reaches it again. */

@@ -142,4 +142,29 @@ describe('router attempt metrics', () => {
     expect(text).toContain('openrouter_router_attempts_total{provider="b",deployment="tts-b",outcome="ok",service="router"} 1');
     expect(text).toContain('openrouter_router_failovers_total{from_deployment="tts-a",to_deployment="tts-b",service="router"} 1');
   });
+
+  it('counts a request’s guardrail moderation calls apart from its own: a moderation that failed makes no retry or failover of the chat, nor of the other moderation model', async () => {
+    const registry = createMetricsRegistry('router', { processMetrics: false });
+    const instrumented = instrumentAdapterPort(
+      { ...port(new Set()), moderate: (request) => (request.provider === 'down' ? Promise.reject(new GatewayError('upstream_error', 'down', { retryable: true })) : Promise.resolve({})) },
+      new RouterMetrics(registry),
+    );
+    const signal = new AbortController().signal;
+    // As the router sends them: every call of the request under its id, each moderation model's call (in parallel) naming that model.
+    const moderation = (provider: string, model: string): adapterv1.ModerateRequest => ({ requestId: 'r1', provider, upstreamModel: 'omni', timeoutMs: 0, request: { model, texts: ['hi'], parts: [], extraJson: '' } });
+    const failed = instrumented.moderate(moderation('down', 'mod'), signal, 'mod-a');
+    const other = instrumented.moderate(moderation('b', 'mod-2'), signal, 'mod2-a');
+    await expect(failed).rejects.toThrow('down');
+    await other;
+    // The guardrail fails open: the chat is served, its first attempt on its own deployment.
+    const served = instrumented.chat({ ...chat('b', 'gpt-4o'), request: { model: 'gpt' } as adapterv1.ChatRequest['request'] }, signal, 'gpt-b');
+    await served.next();
+    const text = await registry.metrics();
+    expect(text).toContain('openrouter_router_attempts_total{provider="down",deployment="mod-a",outcome="upstream_error",service="router"} 1');
+    expect(text).toContain('openrouter_router_attempts_total{provider="b",deployment="gpt-b",outcome="ok",service="router"} 1');
+    expect(text).not.toMatch(/openrouter_router_(retries|failovers)_total\{/);
+    // The moderation model's own failover is counted as ever.
+    await instrumented.moderate(moderation('b', 'mod'), signal, 'mod-b');
+    expect(await registry.metrics()).toContain('openrouter_router_failovers_total{from_deployment="mod-a",to_deployment="mod-b",service="router"} 1');
+  });
 });

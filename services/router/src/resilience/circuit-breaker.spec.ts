@@ -57,6 +57,38 @@ describe('CircuitBreaker', () => {
     expect(breaker.current()).toBe('open');
   });
 
+  it('after a probe closed it, calls let through before it opened neither reopen it nor count', () => {
+    const clock = new ManualClock();
+    const breaker = new CircuitBreaker(SETTINGS, clock);
+    const [first, second, third, fourth, slow] = [acquired(breaker), acquired(breaker), acquired(breaker), acquired(breaker), acquired(breaker)] as const;
+    breaker.failure(first);
+    breaker.failure(second);
+    expect(breaker.current()).toBe('open');
+    clock.advance(1_000);
+    breaker.success(acquired(breaker));
+    expect(breaker.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 0, windowRequests: 1 });
+    breaker.failure(third);
+    breaker.failure(fourth);
+    breaker.success(slow);
+    breaker.finished(slow);
+    expect(breaker.snapshot()).toMatchObject({ state: 'closed', consecutiveFailures: 0, windowRequests: 1, windowErrorRate: 0 });
+    // Calls let through since count as ever.
+    breaker.failure(acquired(breaker));
+    breaker.failure(acquired(breaker));
+    expect(breaker.current()).toBe('open');
+  });
+
+  it('cools down for its cooldown once open, even when the clock is set back meanwhile', () => {
+    const clock = new ManualClock();
+    const breaker = new CircuitBreaker(SETTINGS, clock);
+    breaker.failure(acquired(breaker));
+    breaker.failure(acquired(breaker));
+    clock.advance(-3_600_000);
+    expect(breaker.current()).toBe('open');
+    clock.advance(SETTINGS.cooldownMs);
+    expect(breaker.current()).toBe('half_open');
+  });
+
   it('a neutral result does not reset the consecutive failures of a closed circuit', () => {
     const breaker = new CircuitBreaker(SETTINGS, new ManualClock());
     breaker.failure(acquired(breaker));
@@ -73,14 +105,14 @@ describe('CircuitBreaker with a call that fails after its success was counted (a
     const clock = new ManualClock();
     const breaker = new CircuitBreaker(settings, clock);
     breaker.failure(acquired(breaker));
-    // The clock steps back by more than the window: the success goes into the newest bucket, not that of its time.
-    clock.advance(-2 * SETTINGS.windowMs);
+    // The clock steps back by less than the window: the success goes into the newest bucket, not that of its time.
+    clock.advance(-SETTINGS.windowMs / 2);
     const stream = acquired(breaker);
     breaker.success(stream);
     breaker.failure(stream);
     expect(breaker.snapshot()).toMatchObject({ windowRequests: 2, windowErrorRate: 1 });
     // Its failure leaves the window with its request, not before it.
-    clock.advance(2 * SETTINGS.windowMs + SETTINGS.windowMs - 1);
+    clock.advance(SETTINGS.windowMs / 2 + SETTINGS.windowMs - 1);
     expect(breaker.snapshot().windowErrorRate).toBe(1);
   });
 

@@ -19,22 +19,27 @@ interface CountedSuccess {
   bucket: number;
   /** The breaker's `successes` just after it: unchanged while no later success was counted. */
   serial: number;
-  /** The breaker's `openings` then: unchanged while the circuit has not opened since (emptying the window). */
-  openings: number;
 }
 
-/** One per call: remembers its counted success (a stream's first token), which the call may still fail after. */
+/**
+ * One per call: the times the circuit had opened when it was let through, and its counted success
+ * (a stream's first token), which the call may still fail after.
+ */
 class Permit implements BreakerPermit {
   success: CountedSuccess | undefined;
 
-  constructor(readonly probe: boolean) {}
+  constructor(
+    readonly probe: boolean,
+    readonly openings: number,
+  ) {}
 }
 
 /**
  * A circuit breaker per deployment: consecutive failures or an error rate over a sliding window
  * open it; after the cooldown one probe is let through (half-open); its success closes the
  * circuit, its failure opens it again. While the circuit is open or half-open only the probe's
- * result changes it: a slow call let through before it opened neither closes nor reopens it.
+ * result changes it: a slow call let through before it opened neither closes nor reopens it, nor
+ * counts once a probe closed it again (it says how the deployment was before it failed).
  * A call that fails after its success was counted (a stream cut off after its first token) counts
  * once, as a failure: its success is taken back. Such a call (one given a permit) enters the
  * window as a success at its first answer event, but ends the failures in a row only when it
@@ -65,17 +70,21 @@ export class CircuitBreaker {
 
   /** The state as routing sees it now: an open circuit whose cooldown passed reads half-open. */
   current(): BreakerState {
-    if (this.state === 'open' && this.clock.now() >= this.openUntil) return 'half_open';
-    return this.state;
+    if (this.state !== 'open') return this.state;
+    const now = this.clock.now();
+    // Further than a cooldown away, the clock was set back since the circuit opened: the cooldown
+    // starts over now, rather than keeping the deployment out for as long as the step.
+    if (this.openUntil - now > this.settings.cooldownMs) this.openUntil = now + this.settings.cooldownMs;
+    return now >= this.openUntil ? 'half_open' : 'open';
   }
 
   /** A permit when a call may go out now (in half-open, the single probe), else undefined. */
   tryAcquire(): BreakerPermit | undefined {
     const state = this.current();
-    if (state === 'closed') return new Permit(false);
+    if (state === 'closed') return new Permit(false, this.openings);
     if (state === 'open' || this.probe) return undefined;
     this.state = 'half_open';
-    this.probe = new Permit(true);
+    this.probe = new Permit(true, this.openings);
     return this.probe;
   }
 
@@ -98,10 +107,10 @@ export class CircuitBreaker {
       this.consecutive = 0;
       this.window.clear();
     }
-    if (this.state !== 'closed') return;
+    if (this.state !== 'closed' || this.stale(permit)) return;
     const bucket = this.record(true);
     this.successes++;
-    if (permit instanceof Permit) permit.success = { bucket, serial: this.successes, openings: this.openings };
+    if (permit instanceof Permit) permit.success = { bucket, serial: this.successes };
     else this.consecutive = 0;
   }
 
@@ -113,9 +122,8 @@ export class CircuitBreaker {
    */
   finished(permit: BreakerPermit): void {
     if (!(permit instanceof Permit) || permit.success === undefined) return;
-    const counted = permit.success.openings === this.openings;
     permit.success = undefined;
-    if (counted && this.state === 'closed') this.consecutive = 0;
+    if (!this.stale(permit) && this.state === 'closed') this.consecutive = 0;
   }
 
   /**
@@ -124,9 +132,9 @@ export class CircuitBreaker {
    */
   failure(permit?: BreakerPermit): void {
     if (permit !== undefined && permit === this.probe) return this.open();
-    if (this.state !== 'closed') return;
-    // Its success was counted since the circuit last opened (the window was not emptied since): the failure takes its place.
-    if (permit instanceof Permit && permit.success?.openings === this.openings) return this.failAfterSuccess(permit, permit.success);
+    if (this.state !== 'closed' || this.stale(permit)) return;
+    // Its success was counted (the circuit has not opened since, emptying the window): the failure takes its place.
+    if (permit instanceof Permit && permit.success) return this.failAfterSuccess(permit, permit.success);
     this.consecutive++;
     this.record(false);
     this.openIfUnwell();
@@ -164,6 +172,14 @@ export class CircuitBreaker {
       windowErrorRate: requests ? errors / requests : 0,
       openUntil: this.state === 'open' ? this.openUntil : 0,
     };
+  }
+
+  /**
+   * Let through before the circuit last opened: its result says how the deployment was before
+   * the failures that opened it, which a probe has been judged on since.
+   */
+  private stale(permit: BreakerPermit | undefined): boolean {
+    return permit instanceof Permit && permit.openings !== this.openings;
   }
 
   private open(): void {

@@ -2,6 +2,8 @@ import { getEventListeners } from 'node:events';
 import type { adapterv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import { configWith, engineFor, ManualClock, planRequest, TWO_MODELS } from '../routing/test-engine.testing';
+import { createRoutingEngine } from '../routing/routing-engine';
+import { seededRandom, type Clock } from '../stats/clock';
 import { serveWithFailover, type AnswerFailureListener, type AttemptListener, type AttemptOpener } from './failover';
 
 type Script = Record<string, Array<GatewayError | 'ok'>>;
@@ -572,5 +574,41 @@ describe('a stream that fails after its first event', () => {
     client.abort();
     gone.finish(new GatewayError('upstream_error', 'dropped as the client left'));
     expect(told).toEqual([['m-a', 'upstream_error']]);
+  });
+});
+
+describe('timing an attempt', () => {
+  it('reads its durations on the monotonic clock, whatever the wall clock does meanwhile', async () => {
+    const wall = new ManualClock();
+    let monotonic = 0;
+    const clock: Clock = { now: () => wall.now(), monotonic: () => monotonic };
+    const engine = createRoutingEngine(configWith([TWO_MODELS[0]]), { clock, random: seededRandom(1) });
+    const open: AttemptOpener<string> = () =>
+      (async function* () {
+        // The wall clock is set back an hour while the deployment works on its first token.
+        wall.advance(-3_600_000);
+        monotonic += 40;
+        yield 'first token';
+        monotonic += 60;
+        yield 'last token';
+      })();
+    const served = await serveWithFailover(engine.planner.plan(planRequest('cheap')), open, new AbortController().signal, engine.failover, { stream: true, tokens: 1 });
+    expect(served.attempts.map((a) => a.latencyMs)).toEqual([40]);
+    await served.rest.next();
+    served.finish();
+    expect(engine.stats.of('cheap-a')).toMatchObject({ ttftEwmaMs: 40, latencyEwmaMs: 100 });
+  });
+});
+
+describe('a client gone before failover begins (during a guardrail’s moderation call)', () => {
+  it('calls no deployment and takes no permit', async () => {
+    const engine = engineFor(configWith([TWO_MODELS[0]], { breaker: { consecutiveFailures: 1, cooldownMs: 1000 } }));
+    const { open, calls } = scripted({});
+    const client = new AbortController();
+    client.abort();
+    await expect(serveWithFailover(engine.planner.plan(planRequest('cheap')), open, client.signal, engine.failover, { stream: true, tokens: 1 })).rejects.toMatchObject({ kind: 'cancelled' });
+    expect(calls).toEqual([]);
+    expect(engine.stats.of('cheap-a').outstanding).toBe(0);
+    expect(engine.breakers.of('cheap-a').available()).toBe(true);
   });
 });

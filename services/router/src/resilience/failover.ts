@@ -2,7 +2,7 @@ import type { RetrySettings } from '@openrouter/config';
 import { routerv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import type { Candidate, RoutePlan } from '../routing/route-planner';
-import type { Clock, Random } from '../stats/clock';
+import { stopwatch, type Clock, type Random } from '../stats/clock';
 import type { LiveStats } from '../stats/deployment-stats';
 import { backoffDelay, sleep } from './backoff';
 import type { CircuitBreakers } from './circuit-breaker';
@@ -149,12 +149,16 @@ export async function serveWithFailover<T>(
         throw new GatewayError('cancelled', 'The client went away.');
       }
     }
+    // A client gone before the call (while a guardrail's moderation call ran, before failover
+    // began) would not stop it: the call's signal hears only of aborts from now on.
+    if (signal.aborted) throw new GatewayError('cancelled', 'The client went away.');
     const breaker = breakers.of(candidate.deployment.id);
     const permit = breaker.tryAcquire();
     if (!permit) continue;
     const deploymentStats = stats.of(candidate.deployment.id);
     deploymentStats.begin(clock.now(), options.tokens);
-    const started = clock.now();
+    // Durations on the monotonic clock: the wall clock set back during a call would time it negative.
+    const elapsed = stopwatch(clock);
     const call = new AbortController();
     const onAbort = (): void => call.abort();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -199,7 +203,7 @@ export async function serveWithFailover<T>(
       // A refusal of this request (bad input, too long) says nothing about the deployment's health.
       if (failure.retryable && !stoppedByDeadline) breaker.failure(permit);
       else breaker.release(permit);
-      const attempt = attemptRecord(candidate, clock.now() - started, failure);
+      const attempt = attemptRecord(candidate, elapsed(), failure);
       attempts.push(attempt);
       options.onAttempt?.(candidate, attempt, failure, stoppedByDeadline);
       if (stoppedByDeadline) {
@@ -226,7 +230,7 @@ export async function serveWithFailover<T>(
       continue;
     }
     clearTimeout(timer);
-    const ttft = clock.now() - started;
+    const ttft = elapsed();
     // Counted at the first answer event (a half-open circuit closes as soon as the probe answers);
     // a stream that fails after it has this success replaced by its failure, and one that does not
     // ends the deployment's failures in a row when it ends (see `finish`).
@@ -248,7 +252,7 @@ export async function serveWithFailover<T>(
         signal.removeEventListener('abort', onAbort);
         deploymentStats.end();
         if (error === undefined) {
-          if (options.stream) deploymentStats.observeLatency(clock.now() - started);
+          if (options.stream) deploymentStats.observeLatency(elapsed());
           breaker.finished(permit);
           return;
         }

@@ -1,9 +1,23 @@
 /** Time and randomness behind seams, so routing decisions replay exactly in tests. */
 export interface Clock {
+  /** Milliseconds since 1970 on the wall clock, which can be set back or forward. */
   now(): number;
+  /**
+   * Milliseconds from some origin on a clock that is never set, for durations (a call's latency):
+   * two wall clock readings a step apart would time a call at minus an hour. Unset (a test's
+   * clock): durations are read from `now`.
+   */
+  monotonic?(): number;
 }
 
-export const systemClock: Clock = { now: () => Date.now() };
+export const systemClock: Clock = { now: () => Date.now(), monotonic: () => performance.now() };
+
+/** Starts timing on `clock`: the function it returns gives the milliseconds since (see `Clock.monotonic`). */
+export function stopwatch(clock: Clock): () => number {
+  const read = (): number => clock.monotonic?.() ?? clock.now();
+  const started = read();
+  return () => read() - started;
+}
 
 /** A uniform draw in [0, 1). */
 export type Random = () => number;

@@ -27,4 +27,18 @@ describe('LiveStats.expectedLatency', () => {
     live.of('d').observeFirstEvent(200, true);
     expect(live.expectedLatency('d', true, undefined)).toBeCloseTo(120);
   });
+
+  it('ignores a time that is negative or not a number (a wall clock set back mid-call), so ranking stays sound', () => {
+    const live = stats();
+    live.of('d').observeFirstEvent(100, true);
+    live.of('d').observeFirstEvent(100, false);
+    for (const ms of [-719_360, Number.NaN, Number.POSITIVE_INFINITY]) {
+      live.of('d').observeFirstEvent(ms, true);
+      live.of('d').observeFirstEvent(ms, false);
+      live.of('d').observeLatency(ms);
+    }
+    expect(live.expectedLatency('d', true, undefined)).toBe(100);
+    expect(live.expectedLatency('d', false, undefined)).toBe(100);
+    expect(live.of('d').p95()).toBe(100);
+  });
 });

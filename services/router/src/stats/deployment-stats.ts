@@ -30,11 +30,13 @@ export class DeploymentStats {
 
   /** Time to the first answer event (TTFT for streams, the whole answer otherwise). */
   observeFirstEvent(ms: number, stream: boolean): void {
+    if (!measured(ms)) return;
     if (stream) this.ttftEwmaMs = ewma(this.ttftEwmaMs, ms, this.alpha);
     else this.observeLatency(ms);
   }
 
   observeLatency(ms: number): void {
+    if (!measured(ms)) return;
     this.latencyEwmaMs = ewma(this.latencyEwmaMs, ms, this.alpha);
     if (this.latencies.length < LATENCY_SAMPLES) this.latencies.push(ms);
     else this.latencies[this.latencyCursor] = ms;
@@ -49,6 +51,15 @@ export class DeploymentStats {
     const [requests = 0, tokens = 0] = this.recent.totalsAt(now);
     return { requests, tokens };
   }
+}
+
+/**
+ * A time that can be a call's: not negative, not infinite, a number. Anything else (a wall clock
+ * set back during the call) would stay in the average for many calls, and a negative one would
+ * rank the deployment first and make its load-balancing cost negative.
+ */
+function measured(ms: number): boolean {
+  return Number.isFinite(ms) && ms >= 0;
 }
 
 function ewma(previous: number | undefined, sample: number, alpha: number): number {

@@ -29,15 +29,29 @@ describe('SlidingWindow', () => {
     }
   });
 
-  it('drops everything when the clock jumps past the window, and stays put when it steps back', () => {
+  it('drops everything when the clock jumps past the window, and stays put when it steps back less than the window', () => {
     const window = new SlidingWindow(10_000, 1);
     window.add(start, 0, 5);
     window.add(start + 3_000, 0, 5);
     expect(window.total(start + 60_000, 0)).toBe(0);
     window.add(start + 60_000, 0);
-    window.add(start + 50_000, 0);
+    window.add(start + 55_000, 0);
+    expect(window.total(start + 55_000, 0)).toBe(2);
     expect(window.total(start + 60_000, 0)).toBe(2);
     expect(window.totalsAt(start + 70_000)[0]).toBe(0);
+  });
+
+  it('starts over when the clock steps back further than the window, and slides on from there', () => {
+    const window = new SlidingWindow(60_000, 1);
+    for (let i = 0; i < 301; i++) window.add(start + i * 100, 0);
+    expect(window.total(start + 30_000, 0)).toBe(301);
+    // Set back an hour: what the window held lies in its future, and would stay until the clock caught up.
+    const back = start - 3_600_000;
+    expect(window.total(back, 0)).toBe(0);
+    expect(window.add(back, 0)).toBe(window.bucketOf(back));
+    expect(window.bucketsAt(back)).toEqual({ oldest: window.bucketOf(back) - 19, newest: window.bucketOf(back) });
+    expect(window.total(back + 59_999, 0)).toBe(1);
+    expect(window.total(back + 60_000, 0)).toBe(0);
   });
 
   it('keeps its span when it is shorter than its number of buckets', () => {
@@ -119,6 +133,25 @@ describe('windows of the router', () => {
     for (let i = 0; i < 7; i++) breaker.failure();
     expect(breaker.current()).toBe('closed');
     breaker.failure();
+    expect(breaker.current()).toBe('open');
+  });
+
+  it('a breaker and a deployment’s capacity count nothing from before the clock was set back an hour', () => {
+    const clock = new ManualClock();
+    const breaker = new CircuitBreaker({ consecutiveFailures: 100, errorRate: 0.5, minRequests: 10, windowMs: 30_000, cooldownMs: 5_000 }, clock);
+    const stats = new DeploymentStats(0.2);
+    for (let i = 0; i < 301; i++) {
+      stats.begin(clock.now(), 10);
+      breaker.success();
+    }
+    for (let i = 0; i < 9; i++) breaker.failure();
+    clock.advance(-3_600_000);
+    expect(stats.usage(clock.now())).toEqual({ requests: 0, tokens: 0 });
+    expect(breaker.snapshot()).toMatchObject({ windowRequests: 0 });
+    // Counting goes on from the new time: 10 failures in 10 calls open it.
+    breaker.failure();
+    expect(breaker.current()).toBe('closed');
+    for (let i = 0; i < 9; i++) breaker.failure();
     expect(breaker.current()).toBe('open');
   });
 

@@ -26,8 +26,8 @@ export class SlidingWindow {
   }
 
   /**
-   * Adds to the bucket of `now` (the newest, if the clock stepped back); returns that bucket's
-   * index, which `addToBucket` takes to amend exactly that event later.
+   * Adds to the bucket of `now` (the newest, if the clock stepped back less than the window);
+   * returns that bucket's index, which `addToBucket` takes to amend exactly that event later.
    */
   add(now: number, field: number, amount = 1): number {
     const slot = this.advance(now);
@@ -78,7 +78,15 @@ export class SlidingWindow {
     this.totals.fill(0);
   }
 
-  /** Moves the ring to `now`'s bucket, dropping the buckets that left the window; returns its slot. */
+  /**
+   * Moves the ring to `now`'s bucket, dropping the buckets that left the window; returns its slot.
+   * The wall clock can be set back. A step back shorter than the window stays in the newest bucket
+   * rather than rewriting history: what the ring holds leaves the window at most that step late.
+   * After a longer one every bucket held lies after the window ending at `now`, and would stay in
+   * it until the clock caught up (hours, after a step of an hour): the ring starts over from `now`,
+   * as after a jump forward past the window. Buckets keep the wall clock's numbers either way, as
+   * windows in other processes number them (see `bucketOf`).
+   */
   private advance(now: number): number {
     const index = Math.floor(now / this.bucketMs);
     if (index > this.newest) {
@@ -86,8 +94,10 @@ export class SlidingWindow {
       const from = Math.max(this.newest + 1, index - this.buckets + 1);
       for (let b = from; b <= index; b++) this.drop(this.slotOf(b));
       this.newest = index;
+    } else if (index <= this.newest - this.buckets) {
+      this.clear();
+      this.newest = index;
     }
-    // A clock that stepped back stays in the newest bucket rather than rewriting history.
     return this.slotOf(this.newest);
   }
 
