@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '@openrouter/observability';
+import { emptyUsageEvent } from '../event/usage-event.factory';
 import { FileOutbox } from '../kafka/file-outbox';
 import { InProcessUsageBus } from './in-process-usage-bus';
 import type { UsageMessage } from './usage-bus';
@@ -159,6 +160,26 @@ describe('InProcessUsageBus', () => {
       await waitUntil(() => stored.length === 201);
       expect(stored).toEqual(Array.from({ length: 201 }, (_, i) => String(i)));
       await bus.close();
+    });
+
+    it('writes the events of a group that encode, and keeps one that protobuf cannot encode in memory alone, for the consumer', async () => {
+      const lines: Array<{ msg: string; pending?: number }> = [];
+      const capturing = createLogger('usage-bus-spec', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; pending?: number }) });
+      const first = new InProcessUsageBus(capturing, { retryInitialMs: 5, drainTimeoutMs: 50, outbox: await FileOutbox.open(dir, outboxOptions) });
+      await first.start(async () => {
+        throw new Error('ClickHouse is down');
+      });
+      const event = (id: string, audioMs = 0) => ({ ...emptyUsageEvent(id, 1_750_000_000_000), audioMs });
+      await first.publish(event('e-0'));
+      await waitUntil(() => first.status().mode === 'outbox');
+      // Published together during the outage (written together, after the first of them at most), one with a count no uint64 holds.
+      await Promise.all([first.publish(event('e-1')), first.publish(event('e-2')), first.publish(event('e-bad', 2e19)), first.publish(event('e-3'))]);
+      // Kept for the next start, all but the one that cannot be written anywhere.
+      await first.close();
+      expect(lines.filter((l) => l.msg === 'usage events left undelivered at shutdown')).toEqual([expect.objectContaining({ pending: 1 })]);
+      const next = new InProcessUsageBus(logger, { outbox: await FileOutbox.open(dir, outboxOptions) });
+      expect(await next.lag()).toBe(4);
+      await next.close();
     });
 
     it('keeps what is left at shutdown for the next start, which hands it over first', async () => {

@@ -97,7 +97,19 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
     try {
       while (outbox && this.toSpill.length > 0) {
         const group = this.toSpill.splice(0);
-        const messages = group.map((g) => g.message);
+        const messages: UsageMessage[] = [];
+        for (const { message } of group) {
+          const error = encodeFailure(message);
+          if (error === undefined) {
+            messages.push(message);
+            continue;
+          }
+          // An event protobuf cannot encode (a count past its field's range) cannot be written
+          // anywhere: it stays in memory, where the consumer reads the event it carries (and
+          // dead-letters it), and the rest of its group is written all the same.
+          this.logger.error({ err: error, key: message.key }, 'a usage event could not be encoded for the outbox; kept in memory');
+          this.queue.push(message);
+        }
         try {
           await outbox.append(messages);
         } catch (error) {
@@ -268,5 +280,15 @@ export class InProcessUsageBus implements UsagePublisher, UsageSource {
       };
     });
     this.wake = undefined;
+  }
+}
+
+/** Why a message's value cannot be made (it is encoded then, once, for the outbox to write), or undefined. */
+function encodeFailure(message: UsageMessage): unknown {
+  try {
+    void message.value;
+    return undefined;
+  } catch (error) {
+    return error;
   }
 }

@@ -34,16 +34,22 @@ export class KafkaDeadLetterSink implements DeadLetterSink {
         ...(message.origin ? { [DLQ_HEADERS.topic]: message.origin.topic, [DLQ_HEADERS.partition]: String(message.origin.partition), [DLQ_HEADERS.offset]: message.origin.offset } : {}),
       },
     }));
-    // In sends the broker takes (the dead-letter topic has one partition: one batch per send).
-    const sendAll = async (): Promise<void> => {
-      for (const slice of slicesOf(letters, this.config.maxSendBytes)) await producer.send({ topic: this.config.dlqTopic, acks: -1, messages: slice });
-    };
-    await withTimeout(sendAll(), this.config.sendTimeoutMs, 'dead-letter send').catch(async (error: unknown) => {
-      const producer = this.producer;
+    try {
+      // In sends the broker takes (the dead-letter topic has one partition: one batch per send),
+      // each timed on its own, as the publisher times its sends: a batch of many bad messages
+      // takes many sends, and one timeout for all of them would fail it on every retry on a
+      // cluster slow enough, storing nothing of the batch and sending its letters again each time.
+      for (const slice of slicesOf(letters, this.config.maxSendBytes)) {
+        await withTimeout(producer.send({ topic: this.config.dlqTopic, acks: -1, messages: slice }), this.config.sendTimeoutMs, 'dead-letter send');
+      }
+    } catch (error) {
+      // A send that failed or timed out may leave the idempotent producer's sequence numbers out
+      // of step with the broker's: the next send starts with a new producer.
+      const failed = this.producer;
       this.producer = undefined;
-      await producer?.disconnect().catch(() => undefined);
+      await failed?.disconnect().catch(() => undefined);
       throw error;
-    });
+    }
   }
 
   async close(): Promise<void> {

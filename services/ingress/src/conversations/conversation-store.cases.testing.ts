@@ -350,17 +350,23 @@ export function describeConversationStore(name: string, harness: ConversationSto
       expect(await store.deleteItem(owner, trimmed.id, idOf(trimmedItems[1] ?? {}), later)).toBe(true);
       // A write given a sooner expiry leaves the later one.
       expect(await store.append(owner, long.id, [message('short-lived write')], ROOMY, soon)).toBe('added');
-      for (const record of [brief, appended, relabelled, trimmed, long]) expect(await store.get(owner, record.id)).toBeDefined();
+      // A write given 0 (a change by a key that may keep nothing) leaves the expiry it has, the sooner one or the later.
+      const unlengthened = await created([message('unlengthened'), message('unlengthened away')], soon);
+      expect(await store.setMetadata(owner, unlengthened.id, { topic: 'unlengthened' }, 0)).toBeDefined();
+      expect(await store.deleteItem(owner, unlengthened.id, idOf((await store.items(owner, unlengthened.id))?.[1] ?? {}), 0)).toBe(true);
+      expect(await store.setMetadata(owner, long.id, { topic: 'long' }, 0)).toBeDefined();
+      for (const record of [brief, appended, relabelled, trimmed, long, unlengthened]) expect(await store.get(owner, record.id)).toBeDefined();
 
       await harness.reach(soon);
       await until(async () => (await store.get(owner, brief.id)) === undefined, 'the brief conversation to expire');
+      await until(async () => (await store.get(owner, unlengthened.id)) === undefined, 'the conversation changed without lengthening to expire');
       expect(await store.items(owner, brief.id)).toBeUndefined();
       expect(await store.append(owner, brief.id, [message('late')], ROOMY, later)).toBe('not_found');
       expect(await store.get(owner, appended.id)).toMatchObject({ items: 2 });
       expect(await store.items(owner, appended.id)).toHaveLength(2);
       expect((await store.get(owner, relabelled.id))?.record.metadata).toEqual({ topic: 'relabelled' });
       expect(await store.items(owner, trimmed.id)).toEqual(trimmedItems.slice(0, 1));
-      expect(await store.get(owner, long.id)).toMatchObject({ items: 2 });
+      expect(await store.get(owner, long.id)).toMatchObject({ items: 2, record: { metadata: { topic: 'long' } } });
     });
   });
 }

@@ -49,7 +49,8 @@ export type AppendOutcome = 'added' | 'not_found' | 'too_long' | { duplicate: st
  * Conversations and their items. Every item has an `id` and a `type` when it is handed in; an id
  * is unique in its conversation (a store refuses one it holds already); items are kept in the
  * order added. A conversation expires `expiresAtMs`
- * after its last change: every write takes the expiry it is given (an expiry is only lengthened).
+ * after its last change: every write takes the expiry it is given (an expiry is only lengthened,
+ * so a write given 0 leaves it as it is).
  * Items are sealed with their conversation where the store is shared (Redis).
  */
 export interface ConversationStore {

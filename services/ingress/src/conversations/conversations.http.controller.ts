@@ -28,13 +28,14 @@ function includesReasoning(query: Record<string, unknown>): boolean {
  * (another's is not found). Authenticated and charged to the key's request limits; nothing is
  * metered. Off (`responses.store: false`): 404 `conversation_store_disabled`. A key whose own or
  * tenants' policy keeps nothing of its responses (`storeResponses: false`) cannot create a
- * conversation or add to one.
+ * conversation or add to one, and what else it changes (metadata, an item deleted) keeps the
+ * conversation no longer than it was kept already.
  */
 @Controller('v1/conversations')
 @UseGuards(UnmeteredApiKeyGuard)
 export class ConversationsHttpController {
   constructor(
-    @Inject(AccessService) private readonly access: AccessService,
+    @Inject(AccessService) private readonly access: Pick<AccessService, 'responsesUnstoredBy'>,
     @Optional() @Inject(Conversations) private readonly conversations?: Conversations,
   ) {}
 
@@ -53,8 +54,9 @@ export class ConversationsHttpController {
 
   @Post(':id')
   @HttpCode(200)
-  update(@Req() req: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<ConversationView> {
-    return this.enabled().update(ownerOf(requestContextOf(req)), id, body);
+  async update(@Req() req: FastifyRequest, @Param('id') id: string, @Body() body: unknown): Promise<ConversationView> {
+    const conversations = this.enabled();
+    return conversations.update(ownerOf(requestContextOf(req)), id, body, await this.mayKeep(req));
   }
 
   @Delete(':id')
@@ -84,8 +86,9 @@ export class ConversationsHttpController {
   }
 
   @Delete(':id/items/:itemId')
-  removeItem(@Req() req: FastifyRequest, @Param('id') id: string, @Param('itemId') itemId: string): Promise<ConversationView> {
-    return this.enabled().deleteItem(ownerOf(requestContextOf(req)), id, itemId);
+  async removeItem(@Req() req: FastifyRequest, @Param('id') id: string, @Param('itemId') itemId: string): Promise<ConversationView> {
+    const conversations = this.enabled();
+    return conversations.deleteItem(ownerOf(requestContextOf(req)), id, itemId, await this.mayKeep(req));
   }
 
   private enabled(): Conversations {
@@ -95,10 +98,23 @@ export class ConversationsHttpController {
 
   /** A key whose policy keeps nothing of its responses keeps no conversation either. */
   private async refuseUnstored(req: FastifyRequest): Promise<void> {
-    const key = req.apiKeyRecord;
-    const unstoredBy = key ? await this.access.responsesUnstoredBy(key) : undefined;
+    const unstoredBy = await this.unstoredBy(req);
     if (unstoredBy) {
       throw new GatewayError('permission_denied', `Conversations cannot be kept for this key: the policy of its ${unstoredBy} keeps its responses from being stored (store_responses false).`, { code: 'conversations_not_allowed' });
     }
+  }
+
+  /**
+   * Whether a change the key makes may keep the conversation longer (every change pushes its expiry
+   * out): not for a key whose policy keeps nothing, which may keep no conversation, and so none
+   * made before its policy or by another key of its project either.
+   */
+  private async mayKeep(req: FastifyRequest): Promise<boolean> {
+    return (await this.unstoredBy(req)) === undefined;
+  }
+
+  private async unstoredBy(req: FastifyRequest): Promise<string | undefined> {
+    const key = req.apiKeyRecord;
+    return key ? this.access.responsesUnstoredBy(key) : undefined;
   }
 }

@@ -48,23 +48,50 @@ describe('Conversations', () => {
 
   it('hands a response the conversation, refusing one that is full, and adds its turn, counting it', async () => {
     const { id } = await conversations.create(OWNER, { items: [{ role: 'user', content: 'Remember tea.' }] });
-    expect(await conversations.history(OWNER, id)).toHaveLength(1);
+    expect(await conversations.history(OWNER, id, { input: 'Now coffee.' })).toHaveLength(1);
     let answers = 0;
     // Each answer's items have ids of their own, as a response's output does.
     const output = (): ResponseJson[] => [{ id: `msg_out_${(answers += 1)}`, type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text: 'Noted.', annotations: [] }] }];
     expect(await conversations.record(OWNER, id, { input: 'Now coffee.' }, output())).toBe(true);
-    expect((await conversations.history(OWNER, id)).map((i) => i['role'])).toEqual(['user', 'user', 'assistant']);
+    expect((await conversations.history(OWNER, id, { input: 'Tea again?' })).map((i) => i['role'])).toEqual(['user', 'user', 'assistant']);
     expect(await turns('added')).toBe(1);
     // An item sent again with the id it has in the conversation is not added twice.
-    const held = await conversations.history(OWNER, id);
+    const held = await conversations.history(OWNER, id, { input: 'Tea again?' });
     expect(await conversations.record(OWNER, id, { input: [held[0], { role: 'user', content: 'Tea again?' }] }, [], new Set(held.map((i) => String(i['id']))))).toBe(true);
-    expect((await conversations.history(OWNER, id)).map((i) => i['content'])).toEqual(['Remember tea.', 'Now coffee.', expect.any(Array), 'Tea again?']);
-    // Full at 6 items: the next turn is refused before any provider is called, and a turn that no longer fits is counted as failed.
+    expect((await store.items(OWNER, id))?.map((i) => i['content'])).toEqual(['Remember tea.', 'Now coffee.', expect.any(Array), 'Tea again?']);
+    // Full at 6 items: the next turn is refused before any provider is called, and a turn that no longer fits (filled meanwhile) is counted as failed.
     expect(await conversations.record(OWNER, id, { input: 'a' }, output())).toBe(true);
-    expect(await failureOf(() => conversations.history(OWNER, id))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
+    expect(await failureOf(() => conversations.history(OWNER, id, { input: 'b' }))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
     expect(await conversations.record(OWNER, id, { input: 'c' }, output())).toBe(false);
     expect(await turns('failed')).toBe(1);
-    expect(await failureOf(() => conversations.history('acme/ads', id))).toMatchObject({ kind: 'not_found', param: 'conversation', code: 'conversation_not_found' });
+    expect(await failureOf(() => conversations.history('acme/ads', id, { input: 'x' }))).toMatchObject({ kind: 'not_found', param: 'conversation', code: 'conversation_not_found' });
+  });
+
+  it('refuses a turn that its conversation has no room for: its input and at least one output item, before any provider is called', async () => {
+    const message = (content: string): ResponseJson => ({ type: 'message', role: 'user', content });
+    const { id } = await conversations.create(OWNER, { items: [message('a'), message('b'), message('c'), message('d')] });
+    // Four items, one input and its answer make the six the conversation may hold.
+    const held = await conversations.history(OWNER, id, { input: 'e' });
+    expect(held).toHaveLength(4);
+    // Two inputs and an answer would make seven: refused, rather than answered and then lost.
+    expect(await failureOf(() => conversations.history(OWNER, id, { input: [message('e'), message('f')] }))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
+    // An input item sent again with its id in the conversation is not added again, so takes no room.
+    expect(await conversations.history(OWNER, id, { input: [held[0], message('e')] })).toHaveLength(4);
+    await conversations.addItems(OWNER, id, { items: [message('e')] }, false);
+    // Five items: no turn fits (its input and answer would make seven), not even one that would be lost.
+    expect(await failureOf(() => conversations.history(OWNER, id, { input: 'f' }))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
+    // Bytes (4,000 at most): an input that with what the conversation holds fills them leaves no room for an answer.
+    const roomy = await conversations.create(OWNER, { items: [message('x'.repeat(2_000))] });
+    expect(await failureOf(() => conversations.history(OWNER, roomy.id, { input: 'y'.repeat(2_000) }))).toMatchObject({ kind: 'bad_request', param: 'conversation', code: 'conversation_too_long' });
+    expect(await conversations.history(OWNER, roomy.id, { input: 'y'.repeat(1_000) })).toHaveLength(1);
+  });
+
+  it("replaces a conversation's metadata, null leaving it none (as the SDK types it)", async () => {
+    const { id } = await conversations.create(OWNER, { metadata: { topic: 'tea' } });
+    expect(await conversations.update(OWNER, id, { metadata: { topic: 'coffee' } })).toMatchObject({ id, metadata: { topic: 'coffee' } });
+    expect(await conversations.update(OWNER, id, { metadata: null })).toMatchObject({ id, metadata: {} });
+    expect((await conversations.get(OWNER, id)).metadata).toEqual({});
+    expect(await failureOf(() => conversations.update(OWNER, id, {}))).toMatchObject({ kind: 'bad_request', param: 'metadata' });
   });
 
   it("refuses items whose id the conversation holds, or that come twice, with 400 naming items[i].id, adding nothing of the request", async () => {
@@ -95,7 +122,7 @@ describe('Conversations', () => {
     registry = new Registry();
     const broken = make(away);
     expect(await failureOf(() => broken.create(OWNER, {}))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
-    expect(await failureOf(() => broken.history(OWNER, 'conv_x'))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
+    expect(await failureOf(() => broken.history(OWNER, 'conv_x', { input: 'x' }))).toMatchObject({ kind: 'unavailable', code: 'conversation_store_unavailable' });
     expect(await failureOf(() => broken.listItems(OWNER, 'conv_x', {}, false))).toMatchObject({ kind: 'unavailable' });
     expect(await broken.record(OWNER, 'conv_x', { input: 'x' }, [])).toBe(false);
     expect(await turns('failed')).toBe(1);

@@ -17,7 +17,8 @@ const metadata = z
   .refine((m) => Object.keys(m).length <= 16, 'at most 16 pairs');
 
 const createBody = z.strictObject({ items: z.array(z.unknown()).max(MAX_ITEMS_PER_REQUEST).nullish(), metadata: metadata.nullish() });
-const updateBody = z.strictObject({ metadata });
+// Null as the SDK types it (`Metadata | null`): no metadata, as stored chat completions take it.
+const updateBody = z.strictObject({ metadata: metadata.nullable() });
 const addBody = z.strictObject({ items: z.array(z.unknown()).min(1).max(MAX_ITEMS_PER_REQUEST) });
 const listQuery = z.looseObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -73,6 +74,20 @@ function repeatedId(items: readonly ResponseJson[]): string | undefined {
   return undefined;
 }
 
+/**
+ * The input items of a Responses request that its turn adds to a conversation: not one the client
+ * sent again with the id of one of the conversation's (`held`), nor one twice.
+ */
+function freshInputItems(request: unknown, held: ReadonlySet<string>): ResponseJson[] {
+  const seen = new Set(held);
+  return storedInputItems(request).filter((item) => {
+    const itemId = String(item['id']);
+    if (seen.has(itemId)) return false;
+    seen.add(itemId);
+    return true;
+  });
+}
+
 /** An item as the client sees it: in the input items' shape, its reasoning's `encrypted_content` only when included. */
 const itemOut = (item: ResponseJson, includeReasoning: boolean): ResponseJson => itemView(inputItemView(item), includeReasoning);
 
@@ -121,8 +136,14 @@ export class Conversations {
     return { maxItems: this.config.maxConversationItems, maxBytes: this.config.maxConversationBytes };
   }
 
-  private expiry(): number {
-    return this.now() + this.config.retentionDays * 86_400_000;
+  /**
+   * The expiry a change gives its conversation: `retentionDays` from now; or, when the change is
+   * made with a key whose policy keeps nothing of its responses (`lengthen` false), the one it has
+   * (a store only lengthens an expiry, so 0 leaves it): such a key may not keep a conversation,
+   * so it may not keep one longer either.
+   */
+  private expiry(lengthen = true): number {
+    return lengthen ? this.now() + this.config.retentionDays * 86_400_000 : 0;
   }
 
   async create(owner: string, body: unknown): Promise<ConversationView> {
@@ -142,9 +163,10 @@ export class Conversations {
     return view(state.record);
   }
 
-  async update(owner: string, id: string, body: unknown): Promise<ConversationView> {
+  /** Replaces its metadata (null: none); `lengthen` false keeps its expiry as it is (`expiry`). */
+  async update(owner: string, id: string, body: unknown, lengthen = true): Promise<ConversationView> {
     const { metadata: next } = parseInput(updateBody, body);
-    const record = await orConversationStoreUnavailable(this.store.setMetadata(owner, id, next, this.expiry()));
+    const record = await orConversationStoreUnavailable(this.store.setMetadata(owner, id, next ?? {}, this.expiry(lengthen)));
     if (!record) throw notFound(id);
     return view(record);
   }
@@ -181,25 +203,40 @@ export class Conversations {
     return itemOut(item, includeReasoning);
   }
 
-  /** Removes an item; answers the conversation, as OpenAI does. */
-  async deleteItem(owner: string, id: string, itemId: string): Promise<ConversationView> {
-    if (!(await orConversationStoreUnavailable(this.store.deleteItem(owner, id, itemId, this.expiry())))) throw await this.itemNotFound(owner, id, itemId);
+  /** Removes an item; answers the conversation, as OpenAI does. `lengthen` false keeps its expiry as it is (`expiry`). */
+  async deleteItem(owner: string, id: string, itemId: string, lengthen = true): Promise<ConversationView> {
+    if (!(await orConversationStoreUnavailable(this.store.deleteItem(owner, id, itemId, this.expiry(lengthen))))) throw await this.itemNotFound(owner, id, itemId);
     return this.get(owner, id);
   }
 
   /**
-   * The items a Responses request with `conversation` sends before its input: 404
+   * The items `request` (a Responses request with `conversation`) sends before its input: 404
    * `conversation_not_found` naming `conversation` (unknown, another project's, deleted, expired),
-   * 400 `conversation_too_long` when it holds `responses.maxConversationItems` items or
-   * `maxConversationBytes` already, 503 when the store is unavailable.
+   * 400 `conversation_too_long` when the turn would not fit in it (`turnFits`), 503 when the store
+   * is unavailable.
    */
-  async history(owner: string, id: string): Promise<ResponseJson[]> {
+  async history(owner: string, id: string, request: unknown): Promise<ResponseJson[]> {
     const state = await orConversationStoreUnavailable(this.store.get(owner, id));
     if (!state) throw notFound(id, 'conversation');
-    if (state.items >= this.limits.maxItems || state.bytes >= this.limits.maxBytes) throw this.tooLong(id, 'conversation');
+    // A conversation no turn fits in is refused before its items are loaded.
+    if (!this.turnFits(state, [])) throw this.tooLong(id, 'conversation');
     const items = await orConversationStoreUnavailable(this.store.items(owner, id));
     if (!items) throw notFound(id, 'conversation');
+    if (!this.turnFits(state, freshInputItems(request, new Set(items.map((item) => String(item['id'])))))) throw this.tooLong(id, 'conversation');
     return items;
+  }
+
+  /**
+   * Whether a turn adding `input` and its answer (at least one output item, of at least a byte) to
+   * a conversation holding `held` stays within the limits. One that would not is refused before it
+   * is served: served, it would be billed for the whole conversation and then not be added to it,
+   * nor would any turn after it. The answer's own size is not known beforehand: an answer larger
+   * than the room left, or a conversation filled meanwhile by another request, is the failure
+   * `record` counts.
+   */
+  private turnFits(held: { items: number; bytes: number }, input: readonly ResponseJson[]): boolean {
+    const bytes = input.reduce((sum, item) => sum + itemBytes(item), 0);
+    return held.items + input.length + 1 <= this.limits.maxItems && held.bytes + bytes < this.limits.maxBytes;
   }
 
   /**
@@ -211,14 +248,7 @@ export class Conversations {
    * since it has been served and billed.
    */
   async record(owner: string, id: string, request: unknown, output: readonly ResponseJson[], held: ReadonlySet<string> = new Set()): Promise<boolean> {
-    const skipped = new Set(held);
-    const fresh = (item: ResponseJson): boolean => {
-      const itemId = String(item['id']);
-      if (skipped.has(itemId)) return false;
-      skipped.add(itemId);
-      return true;
-    };
-    let items = [...storedInputItems(request).filter(fresh), ...output];
+    let items = [...freshInputItems(request, held), ...output];
     try {
       let outcome = await this.store.append(owner, id, items, this.limits, this.expiry());
       // An input item added to the conversation since the request read it (a concurrent request): left out, once per such id.

@@ -129,7 +129,7 @@ export class ResponsesBodyGuard implements CanActivate {
     // name; with both, it refuses the pair.
     const single = previous === undefined || conversationId === undefined;
     const conversation = previous !== undefined && single && this.stored ? await this.stored.conversation(owner, previous) : undefined;
-    const items = conversationId !== undefined && single && this.conversations ? await this.conversations.history(owner, conversationId) : undefined;
+    const items = conversationId !== undefined && single && this.conversations ? await this.conversations.history(owner, conversationId, request.body) : undefined;
     const canQueue = this.stored?.pending !== undefined && unstoredBy === undefined;
     const chat = responsesToChatBody(request.body, { history: conversation?.history ?? items, conversations: this.conversations !== undefined, background: canQueue });
     // The conversation continued and this input are one chat request, held to the messages one
