@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { batchesSchema } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { InternalCallCredential } from '../access/internal-call';
@@ -319,5 +321,146 @@ describe('batchTagsHeader', () => {
     expect(Object.keys(read)).toHaveLength(16);
     expect(read).not.toHaveProperty('odd');
     expect(batchTagsHeader(id, {})).toBe(`batch=${id}`);
+  });
+});
+
+describe('BatchRunner: a replica whose claim lapsed while its lines ran', () => {
+  it('changes nothing of the batch another replica has ended meanwhile: neither its counts and usage, nor its results (gone with it)', async () => {
+    const store = new (class extends MemoryBatchStore {
+      stalled = false;
+      refused = 0;
+      // The replica stalled past its lease: its claim is no longer its own.
+      override async renew(id: string, holder: string, ms: number): Promise<boolean> {
+        if (!this.stalled) return super.renew(id, holder, ms);
+        this.refused++;
+        return false;
+      }
+    })();
+    const files = new MemoryFileStore();
+    let calls = 0;
+    const answers = gate();
+    const api = async (): Promise<OwnApiResponse> => {
+      calls++;
+      await answers.opened;
+      return answer();
+    };
+    const batch = batchOf(2);
+    await store.create(batch, inputOf(2));
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50, leaseMs: 1_000 }), store, files, api, new InternalCallCredential(), LOGGER);
+    runner.start();
+    const final = { status: 'completed', requestCounts: { total: 2, completed: 1, failed: 1 }, usage: { input: 5, cached: 0, output: 7, reasoning: 0 } } as const;
+    try {
+      await until(() => calls === 2, 'both lines to be in flight');
+      store.stalled = true;
+      await until(() => store.refused > 0, 'the claim to be found lost');
+      // Another replica took the batch over, ran its lines and ended it.
+      await store.update(batch.id, (b) => ({ ...b, ...final, completedAt: Math.floor(Date.now() / 1000) }));
+      await store.finish(batch.id);
+    } finally {
+      answers.open();
+      // Waits for the run to end: its lines' answers kept (or not) and its progress written (or not).
+      await runner.close(60_000);
+    }
+    expect(calls).toBe(2);
+    expect(await store.byId(batch.id)).toMatchObject(final);
+    expect(await store.results(batch.id)).toEqual(new Map());
+  });
+});
+
+describe('BatchRunner: a cancel while a batch is finalized', () => {
+  it('is either refused (409: the batch is finalizing) or ends the batch cancelled, never acknowledged and ignored', async () => {
+    const now = (): number => Math.floor(Date.now() / 1000);
+    const store = new (class extends MemoryBatchStore {
+      resultReads = 0;
+      armed = false;
+      acknowledged: boolean | undefined;
+      override async results(id: string): Promise<Map<number, string>> {
+        // The second read is the finalizing one (the first, the run's).
+        if (++this.resultReads === 2) this.armed = true;
+        return super.results(id);
+      }
+      // The cancel lands just after the finalizing's first read of the batch.
+      override async update(id: string, change: (batch: BatchRecord) => BatchRecord | undefined): Promise<BatchRecord | undefined> {
+        const stored = await super.update(id, change);
+        if (this.armed) {
+          this.armed = false;
+          try {
+            this.acknowledged = (await cancelBatch(this, id, now()))?.status === 'cancelling';
+          } catch {
+            this.acknowledged = false;
+          }
+        }
+        return stored;
+      }
+    })();
+    const files = new MemoryFileStore();
+    const batch = batchOf(2);
+    await store.create(batch, inputOf(2));
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50 }), store, files, async () => answer(), new InternalCallCredential(), LOGGER);
+    runner.start();
+    try {
+      await until(async () => (await store.active()).length === 0, 'the batch to end');
+    } finally {
+      await runner.close();
+    }
+    const ended = await store.byId(batch.id);
+    expect(store.acknowledged).toBeDefined();
+    if (store.acknowledged) expect(ended).toMatchObject({ status: 'cancelled', cancellingAt: expect.any(Number) });
+    else {
+      expect(ended).toMatchObject({ status: 'completed', requestCounts: { total: 2, completed: 2, failed: 0 } });
+      expect(ended?.cancellingAt).toBeUndefined();
+    }
+  });
+});
+
+describe('BatchRunner: the memory a running batch holds', () => {
+  it('keeps neither its input (up to 100 MiB) nor the results read at its start (up to 256 MiB) while its lines run', async () => {
+    // What is no longer reachable goes at the next collection: asked for here, rather than waited for.
+    setFlagsFromString('--expose-gc');
+    const collect = runInNewContext('gc') as () => void;
+    const store = new (class extends MemoryBatchStore {
+      inputRead: WeakRef<Buffer> | undefined;
+      resultsRead: WeakRef<Map<number, string>> | undefined;
+      // A copy each time, as Redis reads it: this store keeps its own.
+      override async input(id: string): Promise<Buffer | undefined> {
+        const stored = await super.input(id);
+        const input = stored && Buffer.from(stored);
+        if (input) this.inputRead ??= new WeakRef(input);
+        return input;
+      }
+      override async results(id: string): Promise<Map<number, string>> {
+        const results = await super.results(id);
+        this.resultsRead ??= new WeakRef(results);
+        return results;
+      }
+    })();
+    let calls = 0;
+    const answers = gate();
+    const api = async (): Promise<OwnApiResponse> => {
+      calls++;
+      await answers.opened;
+      return answer();
+    };
+    const batch = batchOf(2);
+    await store.create(batch, inputOf(2));
+    // Its first line ran on a replica that stopped: this one runs the second.
+    await store.saveResult(batch.id, 0, JSON.stringify({ ok: true, line: '{"custom_id":"r0"}' }));
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50 }), store, new MemoryFileStore(), api, new InternalCallCredential(), LOGGER);
+    runner.start();
+    try {
+      await until(() => calls === 1, 'its second line to be in flight');
+      await until(() => {
+        collect();
+        return store.inputRead?.deref() === undefined && store.resultsRead?.deref() === undefined;
+      }, 'the input and the results read to be collected');
+      answers.open();
+      await until(async () => (await store.byId(batch.id))?.status === 'completed', 'the batch to complete');
+    } finally {
+      answers.open();
+      await runner.close();
+    }
+    expect(store.inputRead).toBeDefined();
+    expect(store.resultsRead).toBeDefined();
+    expect((await store.byId(batch.id))?.requestCounts).toEqual({ total: 2, completed: 2, failed: 0 });
   });
 });

@@ -7,7 +7,7 @@ import { ClaimRunner, renewWhileRunning } from '../claims';
 import { AdaptiveLimit } from './adaptive-limit';
 import { parseBatchInput, type BatchLine } from './batch-lines';
 import { addTokens, NO_TOKENS, tokensOf, type BatchTokens } from './batch-usage';
-import { FINAL_STATUSES, nowSeconds, randomId, type BatchRecord } from './batch-record';
+import { FINAL_STATUSES, nowSeconds, randomId, type BatchEndpoint, type BatchRecord } from './batch-record';
 import type { BatchStore } from './batch-store';
 import { newFileId, type FileStore } from './file-store';
 import type { OwnApi, OwnApiResponse } from './own-api';
@@ -174,10 +174,9 @@ export class BatchRunner extends ClaimRunner {
         return;
       }
       expiresAt = batch.expiresAt;
-      const input = await this.store.input(id);
-      const lines = input ? (await parseBatchInput(input, batch.endpoint, Number.MAX_SAFE_INTEGER)).lines : [];
-      if (batch.status === 'in_progress' && input && !ending) await this.runLines(batch, lines, running);
-      if (!running.lost && !this.closed) await this.finalize(id, lines, input !== undefined);
+      const { lines, hadInput } = await this.readLines(id, batch.endpoint);
+      if (batch.status === 'in_progress' && hadInput && !ending) await this.runLines(batch, lines, running);
+      if (!running.lost && !this.closed) await this.finalize(id, lines, hadInput);
     } catch (error) {
       if (expiresAt !== undefined && nowSeconds() >= expiresAt + this.limits.graceSeconds && !this.closed && (await this.giveUp(id, error))) return;
       // Its claim lapses and a replica takes it again.
@@ -189,6 +188,17 @@ export class BatchRunner extends ClaimRunner {
       this.running.delete(id);
       if (!running.lost) await this.store.release(id, this.holder).catch(() => undefined);
     }
+  }
+
+  /**
+   * A batch's lines, and whether its input was still there (one no longer stored, or that no longer
+   * opens, reads as none). The input itself is not returned: held by the run for as long as its
+   * lines run (hours), up to 100 MiB would be kept for nothing.
+   */
+  private async readLines(id: string, endpoint: BatchEndpoint): Promise<{ lines: BatchLine[]; hadInput: boolean }> {
+    const input = await this.store.input(id);
+    if (!input) return { lines: [], hadInput: false };
+    return { lines: (await parseBatchInput(input, endpoint, Number.MAX_SAFE_INTEGER)).lines, hadInput: true };
   }
 
   /**
@@ -217,12 +227,15 @@ export class BatchRunner extends ClaimRunner {
   }
 
   private async runLines(batch: BatchRecord, lines: BatchLine[], running: Running): Promise<void> {
-    const done = await this.store.results(batch.id);
+    // The lines with a result already: their indices only (the results, up to 256 MiB, are read
+    // again when the batch is finalized, rather than held while its lines run).
+    const done = new Set<number>();
     const counts = { completed: 0, failed: 0 };
     let tokens = NO_TOKENS;
     // The bytes of the results kept: the size the batch's output and error files will have.
     let keptBytes = 0;
-    for (const kept of done.values()) {
+    for (const [index, kept] of await this.store.results(batch.id)) {
+      done.add(index);
       const result = JSON.parse(kept) as LineResult;
       counts[result.ok ? 'completed' : 'failed']++;
       if (result.tokens) tokens = addTokens(tokens, result.tokens);
@@ -230,13 +243,14 @@ export class BatchRunner extends ClaimRunner {
     }
     let written = '';
     // Writes the progress when it has changed, and reads the batch whether or not: a cancel, or the
-    // end of its window, stops it even while its lines in flight take long.
+    // end of its window, stops it even while its lines in flight take long. A batch that has ended
+    // (by another replica, this one's claim having lapsed) keeps its final counts, and runs no more.
     const refreshProgress = async (): Promise<void> => {
       const now = JSON.stringify(counts);
       const usage = tokens;
-      const stored = await this.store.update(batch.id, (b) => (now === written ? undefined : { ...b, requestCounts: { total: lines.length, ...counts }, usage }));
+      const stored = await this.store.update(batch.id, (b) => (now === written || FINAL_STATUSES.has(b.status) ? undefined : { ...b, requestCounts: { total: lines.length, ...counts }, usage }));
       written = now;
-      if (stored?.status === 'cancelling' || (stored && nowSeconds() >= stored.expiresAt)) running.stop.abort();
+      if (stored && (stored.status === 'cancelling' || FINAL_STATUSES.has(stored.status) || nowSeconds() >= stored.expiresAt)) running.stop.abort();
     };
     const refresh = setInterval(() => void refreshProgress().catch((error: unknown) => this.warn(error, 'batches: progress could not be written')), this.config.pollMs);
     refresh.unref();
@@ -356,15 +370,24 @@ export class BatchRunner extends ClaimRunner {
       results.set(index, result);
       keptBytes += lineBytes(result.line);
     }
-    let batch = await this.store.update(id, () => undefined);
-    if (!batch || FINAL_STATUSES.has(batch.status)) return;
-    const cancelled = batch.status === 'cancelling';
     const unfinished = results.size < lines.length;
-    const full = !cancelled && unfinished && keptBytes >= this.limits.resultBytes;
-    const expired = !cancelled && !full && unfinished && nowSeconds() >= batch.expiresAt;
-    if (!cancelled && !full && !expired && unfinished) return;
-    batch = await this.store.update(id, (b) => (b.status === 'in_progress' ? { ...b, status: 'finalizing', finalizingAt: nowSeconds() } : undefined));
-    if (!batch) return;
+    // How it ends is decided on the batch as the change to `finalizing` reads it: a cancel that lands
+    // before is seen (it ends cancelled), one after is refused (409 `batch_finalizing`). Decided on an
+    // earlier read, a cancel between the two was acknowledged and then ignored.
+    let ending = undefined as { cancelled: boolean; full: boolean; expired: boolean } | undefined;
+    const batch = await this.store.update(id, (b) => {
+      ending = undefined;
+      if (FINAL_STATUSES.has(b.status)) return undefined;
+      const cancelled = b.status === 'cancelling';
+      const full = !cancelled && unfinished && keptBytes >= this.limits.resultBytes;
+      const expired = !cancelled && !full && unfinished && nowSeconds() >= b.expiresAt;
+      if (!cancelled && !full && !expired && unfinished) return undefined;
+      ending = { cancelled, full, expired };
+      // A cancelled batch stays `cancelling` until it is `cancelled`; one finalizing already (its files could not be written) is finalized again.
+      return b.status === 'in_progress' ? { ...b, status: 'finalizing', finalizingAt: nowSeconds() } : undefined;
+    });
+    if (!batch || !ending) return;
+    const { cancelled, full, expired } = ending;
     const output = new FileLines(this.limits.fileBytes);
     const errors = new FileLines(this.limits.fileBytes);
     const unrun = !hadInput ? 'input_missing' : cancelled ? 'batch_cancelled' : full ? 'batch_output_too_large' : 'batch_expired';
@@ -493,7 +516,7 @@ export function batchTagsHeader(batchId: string, tags: Record<string, string>): 
 const UNRUN_MESSAGES = {
   batch_cancelled: 'The batch was cancelled before this request ran.',
   batch_expired: 'This request could not be run before the batch’s completion window ended.',
-  input_missing: 'The batch’s input is no longer stored (it outlived its retention).',
+  input_missing: 'The batch’s input can no longer be read: it outlived its retention, or it was sealed under a secret the gateway no longer accepts.',
 } as const;
 
 /** A line's answer as JSON when it is JSON (every answer of the API is), else as text. */

@@ -212,6 +212,16 @@ export function describeBatchStore(harness: BatchStoreHarness): void {
     expect(await store.results(other.id)).toEqual(new Map([[0, '{"ok":true,"line":"other"}']]));
   });
 
+  it('keeps no result of a batch once it is finished: one written after (by a replica whose claim lapsed) is dropped', async () => {
+    const batch = batchRecord('acme/search', 0);
+    await store.create(batch, INPUT);
+    await store.saveResult(batch.id, 0, '{"ok":true,"line":"a"}');
+    await store.finish(batch.id);
+    await peer.saveResult(batch.id, 1, '{"ok":true,"line":"late"}');
+    expect(await store.results(batch.id)).toEqual(new Map());
+    expect(await peer.results(batch.id)).toEqual(new Map());
+  });
+
   it('finishes a batch: no longer active, its input and results gone, the batch itself kept', async () => {
     const batch = batchRecord('acme/search', 0);
     const other = batchRecord('acme/search', 1);

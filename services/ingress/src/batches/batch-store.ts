@@ -32,10 +32,14 @@ export interface BatchStore {
   /** Extends `holder`'s claim; false when it is no longer its own. */
   renew(id: string, holder: string, ms: number): Promise<boolean>;
   release(id: string, holder: string): Promise<void>;
-  /** The input kept at creation. */
+  /** The input kept at creation; undefined when it is gone, or no longer opens (as if gone). */
   input(id: string): Promise<Buffer | undefined>;
-  /** Keeps the result of line `index` (its output or error line, JSON). */
+  /**
+   * Keeps the result of line `index` (its output or error line, JSON) while the batch is active:
+   * after `finish` (another replica ended it, this one's claim having lapsed) it is dropped.
+   */
   saveResult(id: string, index: number, result: string): Promise<void>;
+  /** The results kept, by line index; one that no longer opens is left out, as if never kept (its line runs again). */
   results(id: string): Promise<Map<number, string>>;
   /** The batch has ended: its input and results go, and it is no longer active. */
   finish(id: string): Promise<void>;
@@ -109,6 +113,7 @@ export class MemoryBatchStore implements BatchStore {
   }
 
   async saveResult(id: string, index: number, result: string): Promise<void> {
+    if (!this.activeIds.has(id)) return;
     let results = this.resultsOf.get(id);
     if (!results) this.resultsOf.set(id, (results = new Map()));
     results.set(index, result);

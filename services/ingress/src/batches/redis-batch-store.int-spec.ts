@@ -4,7 +4,7 @@ import type { BatchRecord } from './batch-record';
 import { batchRecord, describeBatchStore, until } from './batch-store.cases.testing';
 import { RedisBatchStore } from './redis-batch-store';
 import { probeRedis } from './redis-probe.testing';
-import { SLICE_BYTES } from './sealed-slices';
+import { APPEND_STAGED, SLICE_BYTES } from './sealed-slices';
 
 /** The redis-server the integration project's global setup started. */
 function testRedisUrl(): string {
@@ -40,7 +40,7 @@ describe('RedisBatchStore on a real Redis', () => {
     });
   });
 
-  it('keeps the input and results sealed: Redis holds neither the text nor its base64, and another secret or a result moved to another line does not open', async () => {
+  it('keeps the input and results sealed: Redis holds neither the text nor its base64, and under another secret, or moved to another line, they do not open: read as gone, not as a store failure', async () => {
     const prefix = freshPrefix();
     const store = new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS);
     const input = Buffer.from('{"custom_id":"r1","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"the secret plan"}]}}\n');
@@ -66,12 +66,14 @@ describe('RedisBatchStore on a real Redis', () => {
 
     expect((await store.input(batch.id))?.equals(input)).toBe(true);
     expect((await store.results(batch.id)).get(0)).toBe(result);
-    // Another secret does not open them; nor does a result moved under another line.
+    // Another secret does not open them (the secret they were sealed under dropped since); nor does
+    // a result moved under another line. Either never opens: it is as if gone (the batch ends
+    // failed, input_missing, or the line runs again), rather than a failure tried every lease.
     const otherSecret = new RedisBatchStore(redis, prefix, 'another secret', RETENTION_MS);
-    await expect(otherSecret.input(batch.id)).rejects.toThrow();
-    await expect(otherSecret.results(batch.id)).rejects.toThrow();
+    expect(await otherSecret.input(batch.id)).toBeUndefined();
+    expect(await otherSecret.results(batch.id)).toEqual(new Map());
     await redis.hset(`${prefix}batch:${batch.id}:results`, '1', sealedResults['0'] ?? '');
-    await expect(store.results(batch.id)).rejects.toThrow();
+    expect(await store.results(batch.id)).toEqual(new Map([[0, result]]));
   });
 
   it('stores a large input (sealed and sent in slices) as it stores any: read back exactly, in slices, under a previous secret too; the batch neither seen nor run before its input is whole; nothing left staged', async () => {
@@ -84,8 +86,8 @@ describe('RedisBatchStore on a real Redis', () => {
     const seenMidway: number[] = [];
     const connection = new Redis(testRedisUrl());
     try {
-      const probe = await probeRedis(connection, async (name) => {
-        if (name === 'append') seenMidway.push((await other.exists(record, inputKey)) + (await other.sismember(active, batch.id)) + ((await other.zscore(owner, batch.id)) === null ? 0 : 1));
+      const probe = await probeRedis(connection, async (name, args) => {
+        if (name === 'eval' && args[0] === APPEND_STAGED) seenMidway.push((await other.exists(record, inputKey)) + (await other.sismember(active, batch.id)) + ((await other.zscore(owner, batch.id)) === null ? 0 : 1));
       });
       const store = new RedisBatchStore(probe.redis, prefix, SECRET, RETENTION_MS);
       await store.create(batch, input);
@@ -104,7 +106,28 @@ describe('RedisBatchStore on a real Redis', () => {
     expect((await redis.keys(`${prefix}*`)).sort()).toEqual([record, inputKey, active, owner].sort());
     // Read by another replica, after a rotation too; not under another secret.
     expect((await new RedisBatchStore(other, prefix, { current: 'a newer secret', previous: [SECRET] }, RETENTION_MS).input(batch.id))?.equals(input)).toBe(true);
-    await expect(new RedisBatchStore(other, prefix, 'another secret', RETENTION_MS).input(batch.id)).rejects.toThrow();
+    expect(await new RedisBatchStore(other, prefix, 'another secret', RETENTION_MS).input(batch.id)).toBeUndefined();
+  });
+
+  it('stores nothing when its staging key goes while a large input is written (expired, or deleted): the creation fails, and no key is left behind, none without an expiry', async () => {
+    const prefix = freshPrefix();
+    const input = randomBytes(17 * 1024 * 1024 + 5);
+    const batch = batchRecord('acme/search', 0);
+    const staging = `${prefix}batch:${batch.id}:input:staging`;
+    // The staging key is deleted before the second slice is sent (the third command naming it, after its header and first slice).
+    let writes = 0;
+    const connection = new Redis(testRedisUrl());
+    try {
+      const probe = await probeRedis(connection, async (_name, args) => {
+        if (args.includes(staging) && ++writes === 3) await redis.del(staging);
+      });
+      const store = new RedisBatchStore(probe.redis, prefix, SECRET, RETENTION_MS);
+      await expect(store.create(batch, input)).rejects.toThrow();
+      expect(await store.byId(batch.id)).toBeUndefined();
+    } finally {
+      connection.disconnect();
+    }
+    expect(await redis.keys(`${prefix}*`)).toEqual([]);
   });
 
   it('keeps a batch its retention, or a day past its window when that is later, and its input as long', async () => {
@@ -165,7 +188,7 @@ describe('RedisBatchStore on a real Redis', () => {
     expect((await store.list('acme/search', { limit: 10 })).data).toEqual([kept]);
   });
 
-  it('leaves nothing but the batch record once a batch is finished', async () => {
+  it('leaves nothing but the batch record once a batch is finished, even when a replica whose claim lapsed writes a result after', async () => {
     const prefix = freshPrefix();
     const store = new RedisBatchStore(redis, prefix, SECRET, RETENTION_MS);
     const batch = batchRecord('acme/search', 0);
@@ -173,6 +196,7 @@ describe('RedisBatchStore on a real Redis', () => {
     await store.saveResult(batch.id, 0, '{"ok":true,"line":"a"}');
     await store.claim(batch.id, 'replica-a', 60_000);
     await store.finish(batch.id);
+    await new RedisBatchStore(other, prefix, SECRET, RETENTION_MS).saveResult(batch.id, 1, '{"ok":true,"line":"late"}');
     expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}batch:${batch.id}`, `${prefix}batches:owner:acme/search`]);
   });
 });

@@ -9,6 +9,18 @@ import { openSealedSlices, SLICE_BYTES, stageSealed } from './sealed-slices';
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 /** Writes a batch only while it is as it was read. */
 const SWAP = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0`;
+/**
+ * Keeps a line's result only while its batch is active: a replica whose claim lapsed, writing a
+ * result after another ended the batch (and dropped its results), would otherwise keep a results
+ * hash for days that nothing removes. KEYS: results, active set. ARGV: id, index, sealed result,
+ * how long the results are kept (ms).
+ */
+const SAVE_RESULT = `
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+`;
 /** Releases a claim only while it is the holder's. */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
@@ -197,18 +209,34 @@ export class RedisBatchStore implements BatchStore {
       return value;
     });
     if (typeof length !== 'number' || length === 0 || !Buffer.isBuffer(first)) return undefined;
-    return first.length === length ? this.sealKeys.openBytes(first, `${id}:input`) : openSealedSlices(this.redis, key, first, length, this.sealKeys.keys, `${id}:input`);
+    // One that does not open (sealed under a secret no longer accepted, or damaged) never will: it
+    // is as if gone, and its batch ends failed (`input_missing`) at once, rather than being tried
+    // again every lease until it is given up. Redis away is thrown: the batch is tried again.
+    if (first.length < length) return openSealedSlices(this.redis, key, first, length, this.sealKeys.keys, `${id}:input`);
+    try {
+      return this.sealKeys.openBytes(first, `${id}:input`);
+    } catch {
+      return undefined;
+    }
   }
 
   async saveResult(id: string, index: number, result: string): Promise<void> {
-    const key = this.key('batch', id, 'results');
-    await this.redis.multi().hset(key, String(index), sealText(this.sealKeys.current, result, `${id}:${index}`)).pexpire(key, 7 * 86_400_000).exec();
+    const sealed = sealText(this.sealKeys.current, result, `${id}:${index}`);
+    await this.redis.eval(SAVE_RESULT, 2, this.key('batch', id, 'results'), this.key('batches', 'active'), id, String(index), sealed, String(7 * 86_400_000));
   }
 
   async results(id: string): Promise<Map<number, string>> {
     const raw = await this.redis.hgetall(this.key('batch', id, 'results'));
     const results = new Map<number, string>();
-    for (const [index, sealed] of Object.entries(raw)) results.set(Number(index), this.sealKeys.openText(sealed, `${id}:${index}`));
+    for (const [index, sealed] of Object.entries(raw)) {
+      try {
+        results.set(Number(index), this.sealKeys.openText(sealed, `${id}:${index}`));
+      } catch {
+        // Does not open (sealed under a secret no longer accepted, or damaged): as if never kept,
+        // its line is run again. (Its batch's input, sealed no later, no longer opens either, when
+        // a secret was dropped: the batch then ends failed.)
+      }
+    }
     return results;
   }
 

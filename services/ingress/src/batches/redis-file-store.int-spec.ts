@@ -71,6 +71,27 @@ describe('RedisFileStore on a real Redis', () => {
     expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}file:${file.id}`, `${prefix}file:${file.id}:content`, `${prefix}files:acme/search`]);
   });
 
+  it('stores nothing when its staging key goes while a large file is written (expired, or deleted): the put fails, and no key is left behind, none without an expiry', async () => {
+    const prefix = freshPrefix();
+    const content = randomBytes(17 * 1024 * 1024 + 5);
+    const file = storedFile('acme/search', 0, { bytes: content.length });
+    const staging = `${prefix}file:${file.id}:content:staging`;
+    // The staging key is deleted before the second slice is sent (the third command naming it, after its header and first slice).
+    let writes = 0;
+    const connection = new Redis(testRedisUrl());
+    try {
+      const probe = await probeRedis(connection, async (_name, args) => {
+        if (args.includes(staging) && ++writes === 3) await redis.del(staging);
+      });
+      const store = new RedisFileStore(probe.redis, prefix, SECRET);
+      await expect(store.put(file, content)).rejects.toThrow();
+      expect(await store.get('acme/search', file.id)).toBeUndefined();
+    } finally {
+      connection.disconnect();
+    }
+    expect(await redis.keys(`${prefix}*`)).toEqual([]);
+  });
+
   it('reads a large file back a slice at a time (no reply over a slice), under a previous secret too, and one deleted while it is read as gone, never a part of it', async () => {
     const prefix = freshPrefix();
     const content = randomBytes(17 * 1024 * 1024 + 5);

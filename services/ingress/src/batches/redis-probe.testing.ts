@@ -21,10 +21,10 @@ function largest(value: unknown): number {
 
 /**
  * Watches `connection` (connected): every write to its socket, and every reply to a command called
- * on it, a transaction's included. `before` runs before each call of a command method, awaited
- * (to look at Redis from another connection while a store is halfway through).
+ * on it, a transaction's included. `before` runs before each call of a command method, with its
+ * arguments, awaited (to look at Redis from another connection while a store is halfway through).
  */
-export async function probeRedis(connection: Redis, before: (name: string) => Promise<void> = async () => undefined): Promise<RedisProbe> {
+export async function probeRedis(connection: Redis, before: (name: string, args: readonly unknown[]) => Promise<void> = async () => undefined): Promise<RedisProbe> {
   await connection.ping();
   let write = 0;
   let reply = 0;
@@ -53,7 +53,7 @@ export async function probeRedis(connection: Redis, before: (name: string) => Pr
       }
       return async (...args: unknown[]) => {
         counts.set(name, (counts.get(name) ?? 0) + 1);
-        await before(name);
+        await before(name, args);
         return seen(await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
       };
     },

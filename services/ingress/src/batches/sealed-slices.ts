@@ -13,12 +13,20 @@ export const SLICE_BYTES = 8 * 1024 * 1024;
 export const STAGING_MS = 600_000;
 
 /**
+ * Appends ARGV[1] to the staging key KEYS[1] only while it is there: APPEND alone would make a new
+ * key of a staging key gone meanwhile (expired, deleted), without its IV and tag and without an
+ * expiry, and the value stored from it would never open. Its length after, 0 when it was gone.
+ */
+export const APPEND_STAGED = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end return redis.call('APPEND', KEYS[1], ARGV[1])`;
+
+/**
  * Writes `plain` sealed as `sealBytes` seals it (IV, tag, ciphertext: read back the same way) to
  * `staging` a slice at a time: its IV and a placeholder for the tag, then each slice's ciphertext
  * appended, the next sealed once this one is in Redis. Returns the tag, which the script that
  * renames the staging key into place writes at byte 12 (`SETRANGE staging 12 tag`), so that no
- * reader sees the value before it is whole. Small values are better sent whole: appending grows a
- * Redis string with room to spare, up to twice its size below a megabyte.
+ * reader sees the value before it is whole. Throws when the staging key is gone or changed before
+ * it is whole (its writer then deletes it, and nothing is stored). Small values are better sent
+ * whole: appending grows a Redis string with room to spare, up to twice its size below a megabyte.
  */
 export async function stageSealed(redis: Redis, staging: string, key: Buffer, plain: Uint8Array, context: string): Promise<Buffer> {
   const iv = randomBytes(12);
@@ -26,7 +34,10 @@ export async function stageSealed(redis: Redis, staging: string, key: Buffer, pl
   if (context) cipher.setAAD(Buffer.from(context, 'utf8'));
   await redis.set(staging, Buffer.concat([iv, Buffer.alloc(16)]), 'PX', STAGING_MS);
   for (let at = 0; at < plain.length; at += SLICE_BYTES) {
-    await redis.append(staging, cipher.update(plain.subarray(at, at + SLICE_BYTES)));
+    const end = Math.min(at + SLICE_BYTES, plain.length);
+    const length = await redis.eval(APPEND_STAGED, 1, staging, cipher.update(plain.subarray(at, end)));
+    // Gone meanwhile (expired, deleted), or written to by another: what it holds would not open.
+    if (length !== 28 + end) throw new Error(`${staging} went, or changed, before its value was whole`);
   }
   // AES-GCM is a stream cipher: final() yields no byte, only the tag.
   cipher.final();
@@ -37,23 +48,23 @@ export async function stageSealed(redis: Redis, staging: string, key: Buffer, pl
  * The bytes sealed in `key` (as `sealBytes` seals them) of which `first` is the first slice (its
  * first `SLICE_BYTES`, read with the value's `length`): the rest read a slice at a time and opened
  * into one buffer of the plaintext's size. Tried under each of `keys` in turn (the current secret's
- * first, as `SealKeys`); throws the first one's failure when none opens it. Undefined when the value
- * was shortened meanwhile (deleted); one changed otherwise does not open.
+ * first, as `SealKeys`). Undefined when none opens it (sealed under a secret no longer accepted, or
+ * damaged: it never will) or when it was shortened meanwhile (deleted): either way it is as if gone.
+ * Throws only what Redis throws (away: the value may well be there, and open, later).
  */
 export async function openSealedSlices(redis: Redis, key: string, first: Buffer, length: number, keys: readonly Buffer[], context: string): Promise<Buffer | undefined> {
-  if (first.length < 28) throw new Error('sealed value too short');
-  let failure: unknown;
+  if (first.length < 28) return undefined;
   for (const sealKey of keys) {
-    try {
-      return await openSliced(redis, key, first, length, sealKey, context);
-    } catch (error) {
-      failure ??= error;
-    }
+    const plain = await openSliced(redis, key, first, length, sealKey, context);
+    if (plain !== NOT_OPENED) return plain;
   }
-  throw failure;
+  return undefined;
 }
 
-async function openSliced(redis: Redis, key: string, first: Buffer, length: number, sealKey: Buffer, context: string): Promise<Buffer | undefined> {
+/** What `openSliced` returns when the value does not open under its key. */
+const NOT_OPENED = Symbol('not opened');
+
+async function openSliced(redis: Redis, key: string, first: Buffer, length: number, sealKey: Buffer, context: string): Promise<Buffer | undefined | typeof NOT_OPENED> {
   const decipher = createDecipheriv('aes-256-gcm', sealKey, first.subarray(0, 12));
   decipher.setAuthTag(first.subarray(12, 28));
   if (context) decipher.setAAD(Buffer.from(context, 'utf8'));
@@ -66,6 +77,10 @@ async function openSliced(redis: Redis, key: string, first: Buffer, length: numb
     read += slice.length;
     written += decipher.update(slice).copy(plain, written);
   }
-  decipher.final();
+  try {
+    decipher.final();
+  } catch {
+    return NOT_OPENED;
+  }
   return written === plain.length ? plain : undefined;
 }
