@@ -116,6 +116,23 @@ describe('RedisFileStore on a real Redis', () => {
     }
   });
 
+  it('fails a read when Redis fails halfway through a large file (a server error, not the file gone)', async () => {
+    const prefix = freshPrefix();
+    const content = randomBytes(17 * 1024 * 1024 + 5);
+    const file = storedFile('acme/search', 0, { bytes: content.length });
+    await new RedisFileStore(redis, prefix, SECRET).put(file, content);
+    const connection = new Redis(testRedisUrl());
+    try {
+      // The connection drops as the read goes on to the file's second slice.
+      const probe = await probeRedis(connection, async (name) => {
+        if (name === 'getrangeBuffer') connection.disconnect();
+      });
+      await expect(new RedisFileStore(probe.redis, prefix, SECRET).content('acme/search', file.id)).rejects.toThrow();
+    } finally {
+      connection.disconnect();
+    }
+  });
+
   it("is shared: another replica's store on another connection sees, reads and deletes the same files", async () => {
     const prefix = freshPrefix();
     const other = new Redis(testRedisUrl());

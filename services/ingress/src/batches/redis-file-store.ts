@@ -169,10 +169,12 @@ export class RedisFileStore implements FileStore {
     });
     const file = this.parse(typeof record === 'string' ? record : null);
     if (!file || !this.isLive(file, owner) || file.id !== id || typeof length !== 'number' || length === 0 || !Buffer.isBuffer(first)) return undefined;
+    // Sealed under a secret no longer known (dropped after a rotation), or damaged: it will never
+    // open, as if gone. Redis failing while the other slices are read is thrown (a 503, not a 404).
+    if (first.length !== length) return openSealedSlices(this.redis, this.contentKey(id), first, length, this.sealKeys.keys, id);
     try {
-      return first.length === length ? this.sealKeys.openBytes(first, id) : await openSealedSlices(this.redis, this.contentKey(id), first, length, this.sealKeys.keys, id);
+      return this.sealKeys.openBytes(first, id);
     } catch {
-      // Sealed under a secret no longer known (dropped after a rotation), or damaged: it will never open, as if gone.
       return undefined;
     }
   }
