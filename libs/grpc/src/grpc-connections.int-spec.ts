@@ -1,3 +1,5 @@
+import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { Metadata, status, type Client, type ClientUnaryCall, type ServiceError, type ClientReadableStream, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import { callUnary, readStream } from './grpc-call';
@@ -228,5 +230,37 @@ describe('a call refused unseen, started again', () => {
       streamError = error;
     }
     expect(streamError).toMatchObject({ kind: 'unavailable' });
+  });
+});
+
+describe('a stream reset on its way (a proxy or mesh between the services, a pod going)', () => {
+  let relay: Http2Server | undefined;
+  const sessions: Array<{ destroy(): void }> = [];
+  afterEach(async () => {
+    // The client's connection would hold the server's close open.
+    for (const session of sessions.splice(0)) session.destroy();
+    await new Promise((done) => (relay ? relay.close(done) : done(undefined)));
+  });
+
+  it('fails as unavailable and retryable (the router fails over), not as an internal error no one retries', async () => {
+    // An HTTP/2 peer that resets every stream with INTERNAL_ERROR, as an L7 proxy does when its upstream goes.
+    relay = createHttp2Server();
+    relay.on('session', (session) => sessions.push(session));
+    relay.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      stream.resume();
+      stream.close(2);
+    });
+    const listening = relay;
+    await new Promise<void>((done) => listening.listen(0, '127.0.0.1', done));
+    const client = clientOf(GrpcSecurity.fromConfig(settings({})), `127.0.0.1:${(relay.address() as AddressInfo).port}`);
+    let failure: unknown;
+    try {
+      for await (const _ of readStream(() => client.stream(Buffer.from('hi'), new Metadata()), undefined, undefined, { timeoutMs: 5_000 })) void _;
+    } catch (error) {
+      failure = error;
+    }
+    expect(failure).toBeInstanceOf(GatewayError);
+    expect(failure).toMatchObject({ kind: 'unavailable', code: 'internal_connection_failed', retryable: true });
   });
 });

@@ -29,10 +29,27 @@ describe('fromGrpcError', () => {
       expect(exhausted(details)).toMatchObject({ kind: 'bad_request', code: 'request_too_large', retryable: false, message: expect.stringContaining('67108864 bytes (64 MiB)') });
     }
     expect(exhausted('Sent message larger than max (70000000 vs. 67108864)')).toMatchObject({ kind: 'internal', code: 'response_too_large' });
-    // Not a size: as before.
-    expect(exhausted('Bandwidth exhausted or memory limit exceeded')).toMatchObject({ kind: 'internal', code: undefined });
+    // Not a size: HTTP/2's ENHANCE_YOUR_CALM reset, the connection failing (see below).
+    expect(exhausted('Bandwidth exhausted or memory limit exceeded')).toMatchObject({ kind: 'unavailable', code: 'internal_connection_failed', retryable: true });
     // A rate limit a handler reported keeps its own kind: the trailer wins.
     expect(fromGrpcError(toGrpcStatus(new GatewayError('rate_limited', 'Too many requests larger than usual.', { retryAfterMs: 1000 })))).toMatchObject({ kind: 'rate_limited', retryAfterMs: 1000 });
+  });
+});
+
+describe('fromGrpcError, a status no handler sent', () => {
+  it('reads INTERNAL or UNKNOWN without the error trailer (a reset stream, a proxy) as the connection failing: retryable, so the router fails over', () => {
+    for (const code of [status.INTERNAL, status.UNKNOWN]) {
+      expect(fromGrpcError({ code, details: 'Received RST_STREAM with code 2 (Internal server error)', metadata: new Metadata() })).toMatchObject({
+        kind: 'unavailable',
+        code: 'internal_connection_failed',
+        retryable: true,
+      });
+    }
+  });
+
+  it('keeps a handler’s own internal error, carried in the trailer, a server error that is not retried', () => {
+    const handled = fromGrpcError(toGrpcStatus(new GatewayError('internal', 'A bug.')));
+    expect(handled).toMatchObject({ kind: 'internal', retryable: false });
   });
 });
 

@@ -106,14 +106,28 @@ export function fromGrpcError(error: unknown): GatewayError {
     case status.ALREADY_EXISTS:
       return new GatewayError('conflict', 'The request conflicts with the current state of the resource.', { cause: error });
     case status.RESOURCE_EXHAUSTED:
-      return messageTooLarge(serviceError.details ?? '', error) ?? GatewayError.from(error);
+      return messageTooLarge(serviceError.details ?? '', error) ?? connectionFailed(error);
     case status.UNAUTHENTICATED:
       // A peer refused this service's own token (grpc.auth.token differs between the services), not
       // the client's key: the gateway is misconfigured, so a server error, never auth_failed's 401.
       return new GatewayError('internal', 'A gateway service refused the service token of the service that called it (grpc.auth.token differs between the services).', { cause: error, code: 'service_token_refused' });
+    case status.INTERNAL:
+    case status.UNKNOWN:
+      return connectionFailed(error);
     default:
       return GatewayError.from(error);
   }
+}
+
+/**
+ * A status with no error trailer that no handler of the gateway sends (every one answers through
+ * `toGrpcStatus`, trailer included): grpc-js, HTTP/2 or a proxy between the services ended the call
+ * ("Received RST_STREAM with code 2", a mesh's reset as a pod goes, "Bandwidth exhausted"). It is
+ * the connection failing, as "Connection dropped" (UNAVAILABLE) is: retryable, so the router moves
+ * on to its next candidate, which it never does once an answer has begun.
+ */
+function connectionFailed(cause: unknown): GatewayError {
+  return new GatewayError('unavailable', 'The connection to an internal gateway service failed.', { cause, code: 'internal_connection_failed' });
 }
 
 /**
