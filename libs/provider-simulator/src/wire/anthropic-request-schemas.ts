@@ -5,7 +5,15 @@ const EMAIL = /[^\s@]+@[^\s@]+\.[^\s@]+/;
 
 const cacheControl = z.looseObject({ type: z.literal('ephemeral') }).nullish();
 
-const textBlock = z.looseObject({ type: z.literal('text'), text: z.string().min(1, 'text content blocks must be non-empty'), cache_control: cacheControl });
+/** The service refuses a text block of only whitespace (a tool result's string content is one too). */
+const BLANK_TEXT = 'text content blocks must contain non-whitespace text';
+const NON_WHITESPACE = /\S/;
+
+const textBlock = z.looseObject({
+  type: z.literal('text'),
+  text: z.string().min(1, 'text content blocks must be non-empty').regex(NON_WHITESPACE, BLANK_TEXT),
+  cache_control: cacheControl,
+});
 
 const IMAGE_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
 const imageBlock = z.looseObject({
@@ -34,7 +42,9 @@ const toolUseBlock = z.looseObject({
 const toolResultBlock = z.looseObject({
   type: z.literal('tool_result'),
   tool_use_id: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'String should match pattern ^[a-zA-Z0-9_-]+$'),
-  content: z.union([z.string(), z.array(z.discriminatedUnion('type', [textBlock, imageBlock, documentBlock]))]).optional(),
+  content: z
+    .union([z.string().refine((text) => text === '' || NON_WHITESPACE.test(text), BLANK_TEXT), z.array(z.discriminatedUnion('type', [textBlock, imageBlock, documentBlock]))])
+    .optional(),
   is_error: z.boolean().optional(),
   cache_control: cacheControl,
 });

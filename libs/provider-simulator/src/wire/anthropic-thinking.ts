@@ -43,10 +43,11 @@ function redactedData(thinking: string): string {
 
 /**
  * The rules the service enforces around extended thinking, in its wording: the request's own
- * parameters, then the signatures of handed-back thinking, then the tool-loop requirement.
+ * parameters, then the signatures of handed-back thinking, then the prefill and tool-loop
+ * requirements.
  */
 export function checkThinking(request: MessagesRequest): string | undefined {
-  return checkThinkingParameters(request) ?? checkSignatures(request.messages) ?? checkToolLoop(request);
+  return checkThinkingParameters(request) ?? checkSignatures(request.messages) ?? checkPrefill(request) ?? checkToolLoop(request);
 }
 
 /** Thinking samples at temperature 1 and cannot be forced to call a tool; the budget lives inside max_tokens. */
@@ -76,6 +77,20 @@ function checkSignatures(messages: readonly AnthropicMessage[]): string | undefi
     }
   }
   return undefined;
+}
+
+/**
+ * A final assistant message (a prefill) is the turn the model continues, and with thinking on,
+ * budget or adaptive, the service wants it to start with its thinking: a plain prefill is only
+ * taken with thinking off.
+ */
+function checkPrefill(request: MessagesRequest): string | undefined {
+  if (request.thinking === undefined || request.thinking.type === 'disabled') return undefined;
+  const i = request.messages.length - 1;
+  const last = request.messages[i];
+  const first = last?.role === 'assistant' ? blocksOf(last)[0] : undefined;
+  if (first === undefined || first.type === 'thinking' || first.type === 'redacted_thinking') return undefined;
+  return missingThinking(i, first.type);
 }
 
 /**

@@ -80,6 +80,19 @@ describe('Anthropic Messages wire format over HTTP', () => {
       [{ n: 2 }, 'n: Extra inputs are not permitted'],
       [{ temperature: 1.5 }, 'temperature'],
       [{ messages: [{ role: 'user', content: [{ type: 'text', text: '' }] }] }, 'text content blocks must be non-empty'],
+      [{ messages: [{ role: 'user', content: [{ type: 'text', text: ' \n' }] }] }, 'text content blocks must contain non-whitespace text'],
+      [{ system: [{ type: 'text', text: '\t' }] }, 'text content blocks must contain non-whitespace text'],
+      [
+        {
+          tools: [{ name: 'lookup', input_schema: { type: 'object' } }],
+          messages: [
+            { role: 'user', content: 'Look it up' },
+            { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'lookup', input: {} }] },
+            { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '\n' }] },
+          ],
+        },
+        'text content blocks must contain non-whitespace text',
+      ],
       [{ messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/tiff', data: 'AAAA' } }] }] }, 'messages.0.content.0.source.media_type'],
       [{ tool_choice: { type: 'any' } }, 'tool_choice may only be specified while providing tools'],
       [{ stop_sequences: ['END', '\n'] }, 'stop_sequences: each stop sequence must contain non-whitespace'],
@@ -370,6 +383,20 @@ describe('Anthropic Messages wire format over HTTP', () => {
 
       expect((await messages({ thinking: adaptive, tools, messages: toolLoop([]) })).status).toBe(200);
       expect((await messages({ tools, messages: toolLoop([]) })).status).toBe(200);
+    });
+
+    it('refuses a final assistant message (a prefill) that does not start with a thinking block, with a budget or adaptive', async () => {
+      const prefill = (opening: unknown[]) => [
+        { role: 'user', content: 'Name a colour.' },
+        { role: 'assistant', content: [...opening, { type: 'text', text: 'Sure, here is' }] },
+      ];
+      for (const thinking of [{ thinking: enabled, max_tokens: 2048 }, { thinking: adaptive }]) {
+        const refused = await messages({ ...thinking, messages: prefill([]) });
+        expect(refused.status).toBe(400);
+        expect(errorOf(refused.json()).message).toContain('messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `text`.');
+        expect((await messages({ ...thinking, messages: prefill([signed('A colour.')]) })).status).toBe(200);
+      }
+      expect((await messages({ messages: prefill([]) })).status).toBe(200);
     });
 
     it('asks thinking of the assistant message that opened a tool loop, not of its later steps', async () => {

@@ -1,5 +1,5 @@
 import { GatewayError } from '@openrouter/errors';
-import { countAnswerTokens, estimatedThinkingTokens, StreamedAnswerTokens, thinkingForEffort } from './claude-thinking';
+import { continuationKeepsThinking, countAnswerTokens, effortLevel, estimatedThinkingTokens, StreamedAnswerTokens, thinkingForEffort } from './claude-thinking';
 import { countTextTokens } from './text-tokens';
 
 describe('thinkingForEffort', () => {
@@ -21,6 +21,41 @@ describe('thinkingForEffort', () => {
       expect(error).toBeInstanceOf(GatewayError);
       expect(error).toMatchObject({ kind: 'bad_request', param: 'reasoning_effort', code: 'invalid_value' });
     }
+  });
+});
+
+describe('effortLevel', () => {
+  it("gives Claude's effort for a level, none for none or no effort", () => {
+    expect(effortLevel('minimal')).toBe('low');
+    expect(effortLevel('max')).toBe('max');
+    expect(effortLevel('none')).toBeUndefined();
+    expect(effortLevel(undefined)).toBeUndefined();
+  });
+
+  it.each(['bogus', 'constructor', '__proto__', 'toString'])('refuses the effort %j with a 400 naming reasoning_effort, never reading it off the prototype', (effort) => {
+    expect(() => effortLevel(effort)).toThrow(expect.objectContaining({ kind: 'bad_request', param: 'reasoning_effort', code: 'invalid_value' }));
+  });
+});
+
+describe('continuationKeepsThinking', () => {
+  const turn = (role: 'user' | 'assistant', ...types: string[]) => ({ role, content: types.map((type) => ({ type })) });
+  const keeps = (turns: ReturnType<typeof turn>[]) =>
+    continuationKeepsThinking(
+      turns,
+      (b) => b.type === 'tool_result',
+      (b) => b.type === 'thinking',
+    );
+
+  it('keeps thinking for a new user turn and for a tool loop whose opening assistant turn starts with its thinking', () => {
+    expect(keeps([turn('user', 'text')])).toBe(true);
+    expect(keeps([turn('user', 'text'), turn('assistant', 'thinking', 'tool_use'), turn('user', 'tool_result')])).toBe(true);
+    expect(keeps([turn('user', 'text'), turn('assistant', 'tool_use'), turn('user', 'tool_result')])).toBe(false);
+  });
+
+  it('keeps thinking for a final assistant message (a prefill) only when it starts with its thinking', () => {
+    expect(keeps([turn('user', 'text'), turn('assistant', 'thinking', 'text')])).toBe(true);
+    expect(keeps([turn('user', 'text'), turn('assistant', 'text')])).toBe(false);
+    expect(keeps([turn('user', 'text'), turn('assistant', 'thinking', 'tool_use'), turn('user', 'tool_result'), turn('assistant', 'text')])).toBe(false);
   });
 });
 

@@ -44,12 +44,8 @@ export interface EffortThinking {
  * OpenAI's `max_completion_tokens` does), or on top of `answerTokens` when it set none.
  */
 export function thinkingForEffort(effort: string | undefined, style: ThinkingStyle, limit: number | undefined, answerTokens: number): EffortThinking | undefined {
-  if (effort === undefined || effort === 'none') return undefined;
-  // Own entries only: `constructor` or `__proto__` names no effort (read as one, it reached Claude as none, or as an object).
-  const level = Object.hasOwn(THINKING_EFFORTS, effort) ? THINKING_EFFORTS[effort] : undefined;
-  if (level === undefined) {
-    throw new GatewayError('bad_request', `"reasoning_effort" must be one of none, ${Object.keys(THINKING_EFFORTS).join(', ')} for this model.`, { param: 'reasoning_effort', code: 'invalid_value' });
-  }
+  const level = effortLevel(effort);
+  if (effort === undefined || level === undefined) return undefined;
   if (style === 'adaptive') return { thinking: { type: 'adaptive' }, maxTokens: undefined, effort: level };
   const wanted = THINKING_BUDGETS[effort] ?? THINKING_BUDGETS['high'] ?? MIN_THINKING_BUDGET;
   const budget = budgetWithin(wanted, limit, false);
@@ -95,10 +91,16 @@ export function toolLoopOpening<B>(turns: readonly Turn<B>[], isToolResult: (b: 
   return opening;
 }
 
-/** Whether a request may keep thinking on: not continuing a tool loop, or continuing one that starts with its thinking. */
-export function toolLoopKeepsThinking<B>(turns: readonly Turn<B>[], isToolResult: (b: B) => boolean, isThinking: (b: B) => boolean): boolean {
-  if (turns[turns.length - 1]?.role !== 'user' || !turns[turns.length - 1]?.content.some(isToolResult)) return true;
-  const first = toolLoopOpening(turns, isToolResult)?.content[0];
+/**
+ * Whether a request may keep thinking on. With thinking on, Claude wants the assistant turn a
+ * request continues to start with its thinking: a final assistant message (a prefill, which Claude
+ * only takes as plain text with thinking off) or the turn that opened the tool loop it answers. A
+ * request ending in the user's own words continues no turn and keeps it.
+ */
+export function continuationKeepsThinking<B>(turns: readonly Turn<B>[], isToolResult: (b: B) => boolean, isThinking: (b: B) => boolean): boolean {
+  const last = turns[turns.length - 1];
+  if (last === undefined || (last.role === 'user' && !last.content.some(isToolResult))) return true;
+  const first = (last.role === 'assistant' ? last : toolLoopOpening(turns, isToolResult))?.content[0];
   return first !== undefined && isThinking(first);
 }
 
@@ -117,8 +119,20 @@ export function pushTurn<B>(turns: Turn<B>[], role: Turn<B>['role'], content: B[
   if (role === 'assistant' && content.some(isThinking)) last.content = [...last.content.filter(isThinking), ...last.content.filter((b) => !isThinking(b))];
 }
 
-/** The effort level adaptive thinking is steered with, for a request whose own thinking object turned it on. */
-export const effortLevel = (effort: string | undefined): string | undefined => (effort === undefined ? undefined : THINKING_EFFORTS[effort]);
+/**
+ * `reasoning_effort` as Claude's `output_config.effort` level; undefined for `none` and for no
+ * effort. Any other value is a 400, also when the client's own thinking object turns thinking on
+ * (the effort still steers it), so it is checked before anything is sent.
+ */
+export function effortLevel(effort: string | undefined): string | undefined {
+  if (effort === undefined || effort === 'none') return undefined;
+  // Own entries only: `constructor` or `__proto__` names no effort (read as one, it reached Claude as none, or as an object).
+  const level = Object.hasOwn(THINKING_EFFORTS, effort) ? THINKING_EFFORTS[effort] : undefined;
+  if (level === undefined) {
+    throw new GatewayError('bad_request', `"reasoning_effort" must be one of none, ${Object.keys(THINKING_EFFORTS).join(', ')} for this model.`, { param: 'reasoning_effort', code: 'invalid_value' });
+  }
+  return level;
+}
 
 /** A message's `thinking_blocks` (an extra field: OpenAI has no slot for them), checked. */
 export function handedBackThinking(m: chatv1.Message, param: string): ThinkingBlock[] {

@@ -143,6 +143,16 @@ describe('toAnthropicRequest', () => {
       expect(body.tools).toEqual([{ name: 'ping', input_schema: { type: 'object', properties: {} } }]);
     });
 
+    it('leaves out a whitespace-only tool result, which Anthropic refuses as a blank text block', async () => {
+      for (const content of ['\n', ' \t ', [{ type: 'text', text: '  ' }]]) {
+        const body = await bodyOf({
+          messages: [user('Go'), { role: 'assistant', content: null, tool_calls: [call('toolu_1', 'Oslo')] }, { role: 'tool', tool_call_id: 'toolu_1', content }],
+          tools: [weatherTool],
+        });
+        expect(body.messages[2]?.content).toEqual([{ type: 'tool_result', tool_use_id: 'toolu_1' }]);
+      }
+    });
+
     it('rewrites tool call ids from other providers into the characters Anthropic accepts, on both sides', async () => {
       const body = await bodyOf({
         messages: [user('Go'), { role: 'assistant', content: null, tool_calls: [call('call:abc/1', 'Oslo')] }, { role: 'tool', tool_call_id: 'call:abc/1', content: 'ok' }],
@@ -536,6 +546,33 @@ describe('toAnthropicRequest', () => {
       expect(bare.temperature).toBe(0.5);
       const off = await bodyOf(toolLoop({ thinking_blocks: [thought] }));
       expect(off.messages[1]?.content).toEqual([{ type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Paris' } }]);
+    });
+
+    it('leaves thinking off for a final assistant message (a prefill) that does not start with its thinking, which Anthropic refuses with thinking on', async () => {
+      const prefill = [user('Name a colour.'), { role: 'assistant', content: 'Sure, here is' }];
+      for (const style of ['adaptive', 'budget'] as const) {
+        const body = (await translate({ reasoning_effort: 'high', temperature: 0.5, messages: prefill }, style)).body;
+        expect(body.thinking).toBeUndefined();
+        expect(body.output_config).toBeUndefined();
+        // The limit stays the client's (here the default): no room is added for thinking that is not sent.
+        expect(body).toMatchObject({ max_tokens: 1024, temperature: 0.5 });
+        expect(body.messages[1]).toEqual({ role: 'assistant', content: [{ type: 'text', text: 'Sure, here is' }] });
+      }
+      const own = await bodyOf({ thinking: { type: 'enabled', budget_tokens: 2048 }, messages: prefill });
+      expect(own.thinking).toBeUndefined();
+      expect(own.max_tokens).toBe(1024);
+      // A prefill that starts with the thinking it was given (an answer cut short, continued) keeps thinking on.
+      const continued = await bodyOf({ reasoning_effort: 'high', messages: [user('Name a colour.'), { role: 'assistant', content: 'Sure, here is', thinking_blocks: [thought] }] });
+      expect(continued.thinking).toEqual({ type: 'adaptive' });
+      expect(continued.messages[1]?.content).toEqual([thought, { type: 'text', text: 'Sure, here is' }]);
+    });
+
+    it("refuses a reasoning_effort outside the levels beside the client's own thinking object too, sending nothing on", async () => {
+      for (const effort of ['bogus', 'constructor', '__proto__', 'toString']) {
+        for (const thinking of [{ type: 'adaptive' }, { type: 'enabled', budget_tokens: 2048 }, { type: 'disabled' }]) {
+          await expect(rejection({ thinking, reasoning_effort: effort })).resolves.toMatchObject({ kind: 'bad_request', param: 'reasoning_effort', code: 'invalid_value' });
+        }
+      }
     });
 
     it('refuses thinking_blocks that are not blocks an answer carried', async () => {

@@ -5,6 +5,7 @@ import { GatewayError } from '@openrouter/errors';
 import { isBase64, parseDataUrl, type ImageLoader } from '../image-source';
 import {
   budgetWithin,
+  continuationKeepsThinking,
   effortLevel,
   forcedToolsWithThinking,
   handedBackThinking,
@@ -13,7 +14,6 @@ import {
   type ThinkingBlock,
   thinkingForEffort,
   type ThinkingStyle,
-  toolLoopKeepsThinking,
 } from '../claude-thinking';
 import { HISTORY_TOOL_DESCRIPTION, historyToolNames, nonBlank, safeToolId, trimFinalAssistant } from '../message-content';
 import { refuseOpenAIOnly } from '../openai-only-parameters';
@@ -375,7 +375,8 @@ async function toolResult(m: chatv1.Message, param: string, options: RequestOpti
   const cacheControl = m.extraJson ? cacheControlOf(parseObject(m.extraJson)) : undefined;
   if (cacheControl) block.cache_control = cacheControl;
   if (m.text !== undefined) {
-    if (m.text !== '') block.content = m.text;
+    // Anthropic refuses a blank or whitespace-only result as a text block without text; a result without content is valid.
+    if (nonBlank(m.text)) block.content = m.text;
     return block;
   }
   const parts = (await contentBlocks(m, param, options, 'tool')).filter((b): b is AnthropicToolResultContent => b.type === 'text' || b.type === 'image' || b.type === 'document');
@@ -391,39 +392,43 @@ type ThinkingSource = 'thinking' | 'reasoning_effort';
 /**
  * Extended thinking, from the client's own `thinking` object (sent as is) or from
  * `reasoning_effort` in the provider's style (claude-thinking.ts), with `defaultMaxTokens` as the
- * answer's room when the client set no limit. Thinking stays off for a request continuing a tool
- * turn whose thinking was not handed back (`thinking_blocks`), which Anthropic would refuse.
- * Returns what turned it on.
+ * answer's room when the client set no limit. Thinking stays off for a request continuing an
+ * assistant turn that does not start with its thinking, which Anthropic would refuse: a final
+ * assistant message (a prefill) or a tool turn whose thinking was not handed back
+ * (`thinking_blocks`). Returns what turned it on.
  */
 function applyThinking(r: chatv1.ChatRequest, body: AnthropicMessagesBody, options: RequestOptions): ThinkingSource | undefined {
+  // Checked first: the effort steers thinking the client's own object turned on too, and a value outside the levels is a 400 either way.
+  const effort = effortLevel(r.reasoningEffort);
   const explicit = r.extraJson ? parseObject(r.extraJson)?.['thinking'] : undefined;
   const limit = r.maxCompletionTokens ?? r.maxTokens;
   let source: ThinkingSource;
+  let thinking: AnthropicThinking;
+  let maxTokens: number | undefined;
   if (explicit !== undefined && explicit !== null) {
     const parsed = thinkingSchema.safeParse(explicit);
     if (!parsed.success) throw invalid('"thinking" must be {type: "enabled", budget_tokens}, {type: "adaptive"} or {type: "disabled"}.', 'thinking');
     if (parsed.data.type === 'disabled') return undefined;
+    thinking = parsed.data;
     if (parsed.data.type === 'enabled') {
       const budget = budgetWithin(parsed.data.budget_tokens, limit, true);
       if (budget === undefined) return undefined;
-      body.thinking = { ...parsed.data, budget_tokens: budget };
+      thinking = { ...parsed.data, budget_tokens: budget };
       // Without a limit from the client, the default one is room for the answer on top of the budget.
-      if (limit === undefined) body.max_tokens = options.defaultMaxTokens + budget;
-    } else body.thinking = parsed.data;
+      if (limit === undefined) maxTokens = options.defaultMaxTokens + budget;
+    }
     source = 'thinking';
   } else {
     const fromEffort = thinkingForEffort(r.reasoningEffort, options.thinking, limit, options.defaultMaxTokens);
     if (!fromEffort) return undefined;
-    body.thinking = fromEffort.thinking;
-    if (fromEffort.maxTokens !== undefined) body.max_tokens = fromEffort.maxTokens;
+    thinking = fromEffort.thinking;
+    maxTokens = fromEffort.maxTokens;
     source = 'reasoning_effort';
   }
-  if (!toolLoopKeepsThinking(body.messages, (b) => b.type === 'tool_result', isThinking)) {
-    delete body.thinking;
-    return undefined;
-  }
-  const effort = effortLevel(r.reasoningEffort);
-  if (body.thinking.type === 'adaptive' && effort !== undefined) body.output_config = { effort };
+  if (!continuationKeepsThinking(body.messages, (b) => b.type === 'tool_result', isThinking)) return undefined;
+  body.thinking = thinking;
+  if (maxTokens !== undefined) body.max_tokens = maxTokens;
+  if (thinking.type === 'adaptive' && effort !== undefined) body.output_config = { effort };
   return source;
 }
 

@@ -149,6 +149,35 @@ describe('parseAnthropicMessage', () => {
   });
 });
 
+describe('the service tier Anthropic says served the request', () => {
+  const tierOf = (serviceTier: unknown) => parse({ usage: { input_tokens: 10, output_tokens: 5, service_tier: serviceTier } }).serviceTier;
+  const streamedTierOf = (serviceTier: unknown) => {
+    const t = new AnthropicStreamTranslator({ responseTool: undefined, includeUsage: true, provider: 'anthropic', now: 1 });
+    const chunks = [
+      { type: 'message_start', message: { id: 'msg_1', model: 'claude', usage: { input_tokens: 5, output_tokens: 1, service_tier: serviceTier } } },
+      { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+      { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hi' } },
+      { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 2 } },
+      { type: 'message_stop' },
+    ].flatMap((e) => t.accept(JSON.stringify(e)));
+    // Every chunk, the usage chunk included, carries it, as OpenAI's do: the usage record is priced at that tier.
+    const tiers = new Set(chunks.map((c) => c.serviceTier));
+    expect(tiers.size).toBe(1);
+    return [...tiers][0];
+  };
+
+  it.each([
+    ['standard', 'default'],
+    ['priority', 'priority'],
+    ['batch', undefined],
+    [null, undefined],
+    [undefined, undefined],
+  ])('reports %j as service_tier %j, in an answer and in a stream', (served, tier) => {
+    expect(tierOf(served)).toBe(tier);
+    expect(streamedTierOf(served)).toBe(tier);
+  });
+});
+
 describe('AnthropicStreamTranslator', () => {
   const translator = (includeUsage = true) => new AnthropicStreamTranslator({ responseTool: undefined, includeUsage, provider: 'anthropic', now: 1 });
   const start = JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude', usage: { input_tokens: 5, output_tokens: 1 } } });

@@ -17,8 +17,26 @@ export const anthropicUsageSchema = z.looseObject({
   /** How the cache writes split by how long they are kept (`cache_control.ttl`): an hour's cost more. */
   cache_creation: z.looseObject({ ephemeral_1h_input_tokens: count }).nullish(),
   output_tokens_details: z.looseObject({ thinking_tokens: count }).nullish(),
+  /** The tier that served the request: `standard` or `priority` (`batch` for the Batches API). */
+  service_tier: z.string().nullish(),
 });
 export type AnthropicUsage = z.infer<typeof anthropicUsageSchema>;
+
+/**
+ * The tier Anthropic says served the request, as OpenAI names it (`standard` is `default`):
+ * ingress prices the usage record at the tier that served it, and a request that asked for
+ * priority may have been served at the standard tier. Undefined for any other value.
+ */
+export function servedTier(usage: Pick<AnthropicUsage, 'service_tier'> | null | undefined): string | undefined {
+  switch (usage?.service_tier) {
+    case 'standard':
+      return 'default';
+    case 'priority':
+      return 'priority';
+    default:
+      return undefined;
+  }
+}
 
 const contentBlock = z.looseObject({
   type: z.string(),
@@ -156,6 +174,6 @@ export function parseAnthropicMessage(json: unknown, ctx: TranslationContext): c
     ],
     usage: m.usage ? toCanonicalUsage(m.usage, thinking, () => countAnswerTokens(visible)) : undefined,
     systemFingerprint: undefined,
-    serviceTier: undefined,
+    serviceTier: servedTier(m.usage),
   };
 }

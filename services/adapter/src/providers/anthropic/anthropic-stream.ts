@@ -5,7 +5,7 @@ import { chunkCarriesAnswer } from '@openrouter/openai-wire';
 import { anthropicStreamError } from './anthropic-errors';
 import { StreamedAnswerTokens, thinkingExtra, type ThinkingBlock } from '../claude-thinking';
 import { countTextTokens } from '../text-tokens';
-import { anthropicUsageSchema, type AnthropicUsage, matchedStopSequence, toCanonicalUsage, toFinishReason } from './anthropic-response';
+import { anthropicUsageSchema, type AnthropicUsage, matchedStopSequence, servedTier, toCanonicalUsage, toFinishReason } from './anthropic-response';
 
 const messageStart = z.looseObject({
   type: z.literal('message_start'),
@@ -66,6 +66,8 @@ type Block =
 export class AnthropicStreamTranslator {
   private id = '';
   private model = '';
+  /** The tier message_start says serves the request, on every chunk as OpenAI sends it. */
+  private serviceTier: string | undefined;
   private created: number;
   private started = false;
   private finished = false;
@@ -170,6 +172,7 @@ export class AnthropicStreamTranslator {
     this.id = event.message.id;
     this.model = event.message.model;
     if (event.message.usage) this.usage = event.message.usage;
+    this.serviceTier = servedTier(event.message.usage);
     return [this.chunk({ role: 'assistant', content: '' })];
   }
 
@@ -315,7 +318,7 @@ export class AnthropicStreamTranslator {
   }
 
   private envelope(): Omit<chatv1.ChatChunk, 'choices'> {
-    return { id: this.id, created: this.created, model: this.model, usage: undefined, systemFingerprint: undefined, serviceTier: undefined };
+    return { id: this.id, created: this.created, model: this.model, usage: undefined, systemFingerprint: undefined, serviceTier: this.serviceTier };
   }
 
   private requireStarted(): void {

@@ -136,6 +136,24 @@ describe('Anthropic adapter against the simulated provider', () => {
     expect(sent.messages[2]?.content[0]).toEqual({ type: 'tool_result', tool_use_id: call.id, content: 'Oslo: 4°C, snow ❄️' });
   });
 
+  it('gets an answer for a whitespace-only tool result, which the provider refuses as a blank text block', async () => {
+    const answer = await completion({
+      messages: [
+        { role: 'user', content: 'Weather in Oslo?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
+        { role: 'tool', tool_call_id: 'toolu_1', content: '\n' },
+      ],
+      tools: [weatherTool],
+    });
+    expect(answer.choices[0]?.message?.content).toMatch(/^Tool result received\./);
+  });
+
+  it('gets an answer for a prefill with reasoning_effort, thinking left off as the provider refuses a prefill with thinking on', async () => {
+    const answer = await completion({ reasoning_effort: 'high', messages: [{ role: 'user', content: 'Name a colour.' }, { role: 'assistant', content: 'Sure, here is' }] });
+    expect(answer.choices[0]?.finishReason).toBe('stop');
+    expect(sim.requests()[0]?.body).not.toHaveProperty('thinking');
+  });
+
   it('sends a data URL image inline as base64', async () => {
     const c = await completion({
       messages: [{ role: 'user', content: [{ type: 'text', text: 'What is in this picture?' }, { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] }],

@@ -495,6 +495,30 @@ describe('Converse request translation: extended thinking (Claude)', () => {
     expect(own.inferenceConfig).toBeUndefined();
   });
 
+  it('sends a final assistant message (a prefill) that does not start with its thinking without thinking, which Claude refuses with it on', async () => {
+    const prefill = [{ role: 'user', content: 'Name a colour.' }, { role: 'assistant', content: 'Sure, here is' }];
+    for (const thinking of ['adaptive', 'budget'] as const) {
+      const effort = await claude({ reasoning_effort: 'high', temperature: 0.2, messages: prefill }, { thinking });
+      expect(effort.additionalModelRequestFields).toBeUndefined();
+      expect(effort.inferenceConfig).toEqual({ temperature: 0.2 });
+      expect(effort.messages[1]).toEqual({ role: 'assistant', content: [{ text: 'Sure, here is' }] });
+    }
+    const own = await claude({ messages: prefill, additionalModelRequestFields: { thinking: { type: 'adaptive' }, anthropic_beta: ['x'] } });
+    expect(own.additionalModelRequestFields).toEqual({ anthropic_beta: ['x'] });
+    // A prefill that starts with the thinking it was given keeps thinking on.
+    const continued = await claude({ reasoning_effort: 'high', messages: [prefill[0], { ...prefill[1], thinking_blocks: [thought] }] });
+    expect(continued.additionalModelRequestFields).toEqual({ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } });
+    expect(continued.messages[1]?.content).toEqual([{ reasoningContent: { reasoningText: { text: 'Look it up.', signature: 'c2lnbmF0dXJl' } } }, { text: 'Sure, here is' }]);
+  });
+
+  it("refuses a reasoning_effort outside the levels beside the client's own thinking too, sending nothing on", async () => {
+    for (const effort of ['bogus', 'constructor', '__proto__', 'toString']) {
+      for (const thinking of [{ type: 'adaptive' }, { type: 'enabled', budget_tokens: 2048 }, { type: 'disabled' }]) {
+        await expect(rejection(claude({ reasoning_effort: effort, additionalModelRequestFields: { thinking } }))).resolves.toMatchObject({ kind: 'bad_request', param: 'reasoning_effort', code: 'invalid_value' });
+      }
+    }
+  });
+
   it('refuses thinking_blocks that are not the blocks an answer carried', async () => {
     const bad = [[{ type: 'thinking', thinking: 'x' }], [{ type: 'redacted_thinking', data: '' }], 'text'];
     for (const blocks of bad) {

@@ -2,6 +2,7 @@ import type { chatv1 } from '@openrouter/contracts';
 import { GatewayError } from '@openrouter/errors';
 import {
   budgetWithin,
+  continuationKeepsThinking,
   effortLevel,
   forcedToolsWithThinking,
   handedBackThinking,
@@ -10,7 +11,6 @@ import {
   type ThinkingBlock,
   thinkingForEffort,
   type ThinkingStyle,
-  toolLoopKeepsThinking,
 } from '../claude-thinking';
 import { IMAGE_FETCH_CONCURRENCY, type InlineImage } from '../image-source';
 import { mapLimited } from '../map-limited';
@@ -440,10 +440,13 @@ type ThinkingSource = 'reasoning_effort' | 'additionalModelRequestFields';
  * leaves it off) in the provider's style. Budget style: the effort's budget, within a limit the
  * client set (it bounds thinking and answer together, as OpenAI's does) or on top of
  * DEFAULT_ANSWER_TOKENS when it set none; a limit too small for the smallest budget leaves
- * thinking off. Thinking also stays off for a request continuing a tool turn whose thinking was
- * not handed back (`thinking_blocks`), which Claude would refuse. Returns what turned it on.
+ * thinking off. Thinking also stays off for a request continuing an assistant turn that does not
+ * start with its thinking, which Claude would refuse: a final assistant message (a prefill) or a
+ * tool turn whose thinking was not handed back (`thinking_blocks`). Returns what turned it on.
  */
 function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: NonNullable<ConverseBody['inferenceConfig']>, style: ThinkingStyle): ThinkingSource | undefined {
+  // Checked first: the effort steers thinking the client's own fields turned on too, and a value outside the levels is a 400 either way.
+  const level = effortLevel(r.reasoningEffort);
   const sent = body['additionalModelRequestFields'];
   const fields: Record<string, unknown> = isObject(sent) ? { ...sent } : {};
   const own = fields['thinking'];
@@ -471,10 +474,9 @@ function applyThinking(r: chatv1.ChatRequest, body: ConverseBody, inference: Non
     thinking = fromEffort.thinking;
     maxTokens = fromEffort.maxTokens;
   }
-  if (!toolLoopKeepsThinking(body.messages, (b) => 'toolResult' in b, isReasoning)) return source === 'additionalModelRequestFields' ? withoutThinking(body, fields) : undefined;
+  if (!continuationKeepsThinking(body.messages, (b) => 'toolResult' in b, isReasoning)) return source === 'additionalModelRequestFields' ? withoutThinking(body, fields) : undefined;
   if (maxTokens !== undefined) inference.maxTokens = maxTokens;
   fields['thinking'] = thinking;
-  const level = effortLevel(effort);
   const output = fields['output_config'];
   // The effort steers adaptive thinking; an effort the client set in output_config wins.
   if (thinking['type'] === 'adaptive' && level !== undefined && (output === undefined || isObject(output))) fields['output_config'] = { effort: level, ...output };
