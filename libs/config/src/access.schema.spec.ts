@@ -248,9 +248,13 @@ describe('access.redis', () => {
 
   it('names a bad sentinel address, and the URL a sentinel setup needs', () => {
     expect(issues({ url: 'redis://mymaster', sentinel: { nodes: 's1:26379,s2:abc,s3:70000,http://s4' } })).toEqual([
-      'redis.sentinel.nodes.1: "s2:abc" is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
-      'redis.sentinel.nodes.2: "s3:70000" is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
-      'redis.sentinel.nodes.3: "http://s4" is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
+      'redis.sentinel.nodes.1: is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
+      'redis.sentinel.nodes.2: is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
+      'redis.sentinel.nodes.3: is not a sentinel address: write host:port (e.g. sentinel-1:26379)',
+    ]);
+    // Never the address itself: it may hold a password.
+    expect(issues({ url: 'redis://mymaster', sentinel: { nodes: 'admin:Sup3rS3cret@sentinel-1:26379,sentinel-2:26379' } })).toEqual([
+      'redis.sentinel.nodes.0: is not a sentinel address: write host:port (e.g. sentinel-1:26379); credentials go in access.redis.sentinel.username and password, not in the address',
     ]);
     // A server's address and sentinels at once: the URL names the primary by its Sentinel name.
     expect(issues({ url: 'redis://redis:6379', sentinel: { nodes: 's1:26379' } })).toEqual([

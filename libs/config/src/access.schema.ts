@@ -226,7 +226,9 @@ const sentinelNode = z.string().transform((node, ctx) => {
   const port = match?.[3] === undefined ? SENTINEL_PORT : Number(match[3]);
   const host = match?.[1] ?? match?.[2];
   if (host === undefined || port < 1 || port > 65535) {
-    ctx.addIssue({ code: 'custom', message: `"${node}" is not a sentinel address: write host:port (e.g. sentinel-1:26379)` });
+    // Not quoted: the text may come from an environment variable and hold a password (`user:password@host`).
+    const credentials = node.includes('@') ? '; credentials go in access.redis.sentinel.username and password, not in the address' : '';
+    ctx.addIssue({ code: 'custom', message: `is not a sentinel address: write host:port (e.g. sentinel-1:26379)${credentials}` });
     return z.NEVER;
   }
   return { host, port };

@@ -1,4 +1,4 @@
-import { modelSchema } from './catalog.schema';
+import { modelSchema, routingReferenceIssues, routingSchema } from './catalog.schema';
 
 const model = (extra: Record<string, unknown>) => ({ id: 'm', deployments: [{ provider: 'p', model: 'u' }], ...extra });
 
@@ -15,5 +15,15 @@ describe('model catalog', () => {
     expect(parsed.pricing.tiers.priority).toMatchObject({ input: '4.25', output: '17', changes: [] });
     expect(modelSchema.parse(model({})).pricing.tiers).toEqual({});
     expect(modelSchema.safeParse(model({ pricing: { tiers: { turbo: { input: '1' } } } })).success).toBe(false);
+  });
+});
+
+describe('model ids', () => {
+  it('may not be auto, which names the gateway’s choice among the models (an alias named auto narrows that choice)', () => {
+    const models = [modelSchema.parse(model({})), modelSchema.parse(model({ id: 'auto' }))];
+    expect(routingReferenceIssues(routingSchema.parse({}), models, ['p'])).toEqual([
+      { path: ['models', 1, 'id'], message: '"auto" is reserved for the gateway\'s choice among the models (routing.aliases.auto narrows it): give the model another id' },
+    ]);
+    expect(routingReferenceIssues(routingSchema.parse({ aliases: { auto: { models: ['m'] } } }), models.slice(0, 1), ['p'])).toEqual([]);
   });
 });

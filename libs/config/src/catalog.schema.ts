@@ -395,6 +395,8 @@ export function routingReferenceIssues(routing: RoutingConfig, models: readonly 
     }
   };
   models.forEach((model, i) => {
+    // Requests naming it would get the automatic choice among the models, never this one.
+    if (model.id === AUTO_MODEL) issues.push({ path: ['models', i, 'id'], message: `"${AUTO_MODEL}" is reserved for the gateway's choice among the models (routing.aliases.${AUTO_MODEL} narrows it): give the model another id` });
     model.fallbacks.forEach((f, j) => {
       if (!modelIds.has(f)) issues.push({ path: ['models', i, 'fallbacks', j], message: `unknown model "${f}"` });
     });

@@ -30,6 +30,15 @@ export * from './usage.schema';
 
 const httpOnly = strictObject({ http: listenSchema });
 
+/**
+ * The longest `grpc.maxConnectionAgeMs` (about 22.6 days). grpc-js waits that long give or take up
+ * to 10 %, at random, so that replicas do not reconnect together: the longest wait must still be
+ * within MAX_TIMER_MS, or it would be taken as 1 ms for some connections (asked to go away as soon
+ * as they are open, again and again). Exactly MAX_TIMER_MS it reads as never, which `0` says.
+ */
+export const MAX_CONNECTION_AGE_MS = Math.floor(MAX_TIMER_MS / 1.1);
+const CONNECTION_AGE_TOO_LONG = `must be at most ${MAX_CONNECTION_AGE_MS} (ms, about 22.6 days): each connection's age is given up to 10 % more at random, and a Node.js timer waits at most ${MAX_TIMER_MS} ms (0 for never)`;
+
 export const configSchema = strictObject({
   version: z.literal(1),
   gateway: strictObject({
@@ -126,7 +135,7 @@ export const configSchema = strictObject({
       .number()
       .int()
       .nonnegative()
-      .max(MAX_TIMER_MS, TIMER_TOO_LONG)
+      .max(MAX_CONNECTION_AGE_MS, CONNECTION_AGE_TOO_LONG)
       .refine((ms) => ms === 0 || ms >= 1_000, 'must be at least 1000 (ms), or 0 for never')
       .default(300_000),
     auth: grpcAuthSchema,

@@ -1,5 +1,7 @@
 import { ConfigError, parseConfig } from './config-loader';
+import { MAX_CONNECTION_AGE_MS } from './config.schema';
 import { MINIMAL_CONFIG } from './minimal-config.testing';
+import { MAX_TIMER_MS } from './primitives';
 
 const minimal = MINIMAL_CONFIG;
 
@@ -57,5 +59,17 @@ describe('grpc.resolveIntervalMs', () => {
 
   it('leaves grpc.maxConnectionAgeMs at its default', () => {
     expect(parseConfig({ ...minimal, grpc: { resolveIntervalMs: 5_000 } }, {}).grpc.maxConnectionAgeMs).toBe(300_000);
+  });
+});
+
+describe('grpc.maxConnectionAgeMs', () => {
+  it('is refused where the 10 % jitter grpc-js adds could take a connection past the longest timer (which would fire after 1 ms)', () => {
+    const message = 'grpc.maxConnectionAgeMs: must be at most 1952257860 (ms, about 22.6 days): each connection\'s age is given up to 10 % more at random, and a Node.js timer waits at most 2147483647 ms (0 for never)';
+    expect(MAX_CONNECTION_AGE_MS * 1.1).toBeLessThanOrEqual(MAX_TIMER_MS);
+    expect(parseConfig({ ...minimal, grpc: { maxConnectionAgeMs: MAX_CONNECTION_AGE_MS } }, {}).grpc.maxConnectionAgeMs).toBe(1_952_257_860);
+    expect(problems({ maxConnectionAgeMs: MAX_CONNECTION_AGE_MS + 1 })).toEqual([message]);
+    // grpc-js reads exactly 2^31 − 1 as never: 0 says that.
+    expect(problems({ maxConnectionAgeMs: MAX_TIMER_MS })).toEqual([message]);
+    expect(parseConfig({ ...minimal, grpc: { maxConnectionAgeMs: 0 } }, {}).grpc.maxConnectionAgeMs).toBe(0);
   });
 });

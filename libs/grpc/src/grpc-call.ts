@@ -1,4 +1,5 @@
 import { status, type CallOptions, type ClientReadableStream, type ClientUnaryCall, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { MAX_TIMER_MS } from '@openrouter/config';
 import { GatewayError } from '@openrouter/errors';
 import { ERROR_TRAILER, fromGrpcError } from './grpc-errors';
 import type { StreamBatching } from './stream-batching';
@@ -12,6 +13,14 @@ export interface CallBounds<T = unknown> {
   /** Stream: which messages end the wait `timeoutMs` bounds (default: any); others, such as progress notices, do not. */
   answers?: (message: T) => boolean;
 }
+
+/**
+ * The longest deadline a unary call is given (about 24.8 days; a longer one is cut to it). grpc-js
+ * sends a deadline that far off in whole seconds, rounded up, and the server arms a timer with it
+ * again: past MAX_TIMER_MS rounded down to a second, that timer would overflow and end the call on
+ * the server's side after 1 ms.
+ */
+const MAX_DEADLINE_MS = Math.floor(MAX_TIMER_MS / 1_000) * 1_000;
 
 function timedOut(peer: string | undefined, ms: number, cause: unknown): GatewayError {
   return new GatewayError('timeout', `The ${peer ?? 'gateway service'} did not answer within ${ms} ms.`, { cause });
@@ -63,13 +72,17 @@ export async function* readStream<T>(start: ClientReadableStream<T> | (() => Cli
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
   let expired = false;
+  // Node.js takes a timer longer than MAX_TIMER_MS (about 24.8 days) as 1 ms: a bound past it is cut to it.
   const firstMessageTimer =
     bounds.timeoutMs === undefined
       ? undefined
-      : setTimeout(() => {
-          expired = true;
-          call.cancel();
-        }, bounds.timeoutMs);
+      : setTimeout(
+          () => {
+            expired = true;
+            call.cancel();
+          },
+          Math.min(bounds.timeoutMs, MAX_TIMER_MS),
+        );
   let ended = false;
   let restarts = 0;
   try {
@@ -120,7 +133,7 @@ type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, options: Partial
  */
 export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, signal?: AbortSignal, bounds: CallBounds = {}): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
-    const options: Partial<CallOptions> = bounds.timeoutMs === undefined ? {} : { deadline: Date.now() + bounds.timeoutMs };
+    const options: Partial<CallOptions> = bounds.timeoutMs === undefined ? {} : { deadline: Date.now() + Math.min(bounds.timeoutMs, MAX_DEADLINE_MS) };
     let call: ClientUnaryCall;
     const onAbort = (): void => call.cancel();
     const start = (restarts: number): void => {

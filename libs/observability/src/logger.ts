@@ -77,17 +77,38 @@ function withoutQuotedText(error: unknown, depth = 0): unknown {
   return copy;
 }
 
+/** The prototype of the errors pino's serializer returns: not Object.prototype, so redactSecrets would pass them by. */
+const SERIALIZED_ERROR: unknown = Object.getPrototypeOf(pino.stdSerializers.err(new Error()));
+
+/** A Redis command as logged (ioredis attaches it to a reply error, `{ name, args }`): its name only. */
+function commandName(command: unknown): unknown {
+  return typeof command === 'object' && command !== null && 'args' in command ? { name: (command as { name?: unknown }).name } : command;
+}
+
 /**
- * An error as logged: without the text a JSON.parse failure quotes, and, for a Redis command's
- * error (ioredis attaches the command, `{ name, args }`), with the command's name only: its
- * arguments are a store's values (sealed records, megabytes of them) and its keys.
+ * A serialized error as plain fields, for redactSecrets to walk, and so are the errors inside it:
+ * an AggregateError's (`aggregateErrors`), one held in a field, and errors listed in a field (which
+ * the serializer leaves as they are: ioredis's EXECABORT lists the errors of the transaction's
+ * commands in `previousErrors`), serialized here. A Redis command keeps its name only, wherever it
+ * is: its arguments are a store's values (sealed records, megabytes of them) and its keys.
+ */
+function loggableFields(value: unknown, depth: number): unknown {
+  if (depth > REDACT_DEPTH) return value;
+  if (Array.isArray(value)) return value.map((item: unknown) => loggableFields(item, depth + 1));
+  if (value instanceof Error) return loggableFields(pino.stdSerializers.err(withoutQuotedText(value) as Error), depth);
+  if (typeof value !== 'object' || value === null || Object.getPrototypeOf(value) !== SERIALIZED_ERROR) return value;
+  const fields: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) fields[key] = key === 'command' ? commandName(field) : loggableFields(field, depth + 1);
+  return fields;
+}
+
+/**
+ * An error as logged: without the text a JSON.parse failure quotes, the commands of Redis errors
+ * by name, and with its secrets censored, in the errors inside it too (see loggableFields).
  */
 function serializeError(error: unknown): pino.SerializedError {
-  const serialized = pino.stdSerializers.err(withoutQuotedText(error) as Error);
-  const command: unknown = serialized['command'];
-  if (typeof command === 'object' && command !== null && 'args' in command) serialized['command'] = { name: (command as { name?: unknown }).name };
-  // Its causes are serialized from fields the walk of the logged object does not see.
-  return redactSecrets(serialized) as pino.SerializedError;
+  // Its causes and the errors inside it are serialized from fields the walk of the logged object does not see.
+  return redactSecrets(loggableFields(pino.stdSerializers.err(withoutQuotedText(error) as Error), 0)) as pino.SerializedError;
 }
 
 const serializers = { err: serializeError };

@@ -272,6 +272,35 @@ describe('logger', () => {
     expect(lines.join('')).not.toMatch(/MARKER|chatcmpl/);
   });
 
+  it('redacts the errors inside an error: those of an AggregateError, and one held in a field', () => {
+    const { lines, sink } = collectingSink();
+    const logger = createLogger('adapter', 'info', sink);
+    const attempt = Object.assign(new Error('connect failed'), { config: { headers: { authorization: 'Bearer sk-LEAK-1' } } });
+    const failure = new AggregateError([attempt], 'every address failed');
+    const wrapped = Object.assign(new Error('request failed'), { original: Object.assign(new Error('socket hang up'), { apiKey: 'sk-LEAK-2' }) });
+    logger.error({ err: failure }, 'aggregate');
+    logger.error({ err: wrapped }, 'field');
+    expect(lines.join('')).not.toMatch(/sk-LEAK/);
+    const [aggregate, field] = lines.map((l) => JSON.parse(l) as { err: Record<string, unknown> });
+    expect(aggregate?.err).toMatchObject({ type: 'AggregateError', message: 'every address failed', aggregateErrors: [{ type: 'Error', message: 'connect failed', config: { headers: { authorization: '[redacted]' } } }] });
+    expect(field?.err).toMatchObject({ type: 'Error', message: 'request failed', original: { type: 'Error', message: 'socket hang up', apiKey: '[redacted]' } });
+    // What the caller logged is as it was.
+    expect(attempt.config.headers.authorization).toBe('Bearer sk-LEAK-1');
+  });
+
+  it("logs the commands of a failed Redis transaction's errors by name only (EXECABORT's previousErrors)", () => {
+    const { lines, sink } = collectingSink();
+    const logger = createLogger('ingress', 'warn', sink);
+    // As ioredis reports a MULTI/EXEC whose commands Redis refused.
+    const refused = Object.assign(new Error('OOM command not allowed when used memory > maxmemory.'), { command: { name: 'set', args: ['prefix:idem:KEY-MARKER', Buffer.from('SEALED-MARKER')] } });
+    const failure = Object.assign(new Error('EXECABORT Transaction discarded because of previous errors.'), { command: { name: 'exec', args: [] }, previousErrors: [refused] });
+    logger.warn({ err: failure }, 'store failed');
+    expect(lines.join('')).not.toMatch(/MARKER/);
+    const line = JSON.parse(lines[0] ?? '{}') as { err: Record<string, unknown> };
+    expect(line.err).toMatchObject({ message: 'EXECABORT Transaction discarded because of previous errors.', command: { name: 'exec' }, previousErrors: [{ type: 'Error', message: 'OOM command not allowed when used memory > maxmemory.', command: { name: 'set' } }] });
+    expect(refused.command.args).toHaveLength(2);
+  });
+
   it("keeps NestJS's start-up chatter out of an info log, and its warnings and errors in", () => {
     const { lines, sink } = collectingSink();
     const nest = new NestPinoLogger(createLogger('router', 'info', sink));

@@ -83,7 +83,12 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
   let http: Awaited<ReturnType<typeof startHttpApp>> | undefined;
   try {
     // `/ready` reads this list on each request: each check joins it as what it watches starts.
-    const readiness: ReadinessCheck[] = [];
+    // Alerting serves `/ready` from the beginning, to say what it waits for, but is ready only once
+    // the whole start is done (the history store migrated, the budget catalog loaded, the events
+    // consumed: its Kafka consumer joined its group), or it stands by for the active replica. Until
+    // then `starting` fails: without ClickHouse no other check would say so.
+    const starting: ReadinessCheck = { name: 'starting', check: async () => false };
+    const readiness: ReadinessCheck[] = [starting];
     // A ClickHouse server started after alerting is waited for (not ready meanwhile, saying why), then migrated.
     const storeWait = target
       ? waitForClickHouse({
@@ -241,6 +246,7 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
       cleanups.push(await startActive());
     }
 
+    readiness.splice(readiness.indexOf(starting), 1);
     const listening = http;
     logger.info({ httpPort: listening.port, rules: settings.rules.length, channels: settings.channels.length, router: routerAddresses.length > 0 ? routerAddresses.join(',') : null, routerDiscovery: settings.routerDiscovery, standby: replicated }, replicated ? 'alerting started: active on holding the lease, standing by meanwhile' : 'alerting started');
     return {

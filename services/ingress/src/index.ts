@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Counter } from 'prom-client';
-import type { GatewayConfig } from '@openrouter/config';
+import { MAX_TIMER_MS, type GatewayConfig } from '@openrouter/config';
 import { GrpcSecurity } from '@openrouter/grpc';
 import { createTelemetry, tracingClientOptions, type Logger, type TelemetryOptions } from '@openrouter/observability';
 import { closeEach, closeWithinGrace, HealthModule, startHttpApp, whenReady, type ServiceHandle } from '@openrouter/service-runtime';
@@ -108,7 +108,10 @@ export function routerTimeouts(config: GatewayConfig): RouterTimeouts {
   const { deadlineMs, completionTimeoutMs } = config.routing.retry;
   const moderation = Math.min(config.guardrails.moderationTimeoutMs, deadlineMs);
   const margin = config.grpc.callTimeoutMs;
-  return { callMs: config.grpc.callTimeoutMs, firstStreamedMs: moderation + deadlineMs + margin, wholeAnswerMs: moderation + deadlineMs + completionTimeoutMs + margin };
+  // Each is at most MAX_TIMER_MS, their sum may not be: a wait past the longest a Node.js timer
+  // waits would be taken as 1 ms (every call cut at once), so it is cut to that (about 24.8 days).
+  const bounded = (ms: number): number => Math.min(ms, MAX_TIMER_MS);
+  return { callMs: config.grpc.callTimeoutMs, firstStreamedMs: bounded(moderation + deadlineMs + margin), wholeAnswerMs: bounded(moderation + deadlineMs + completionTimeoutMs + margin) };
 }
 
 /** Starts the edge: the OpenAI-compatible HTTP API in front of the router. */
