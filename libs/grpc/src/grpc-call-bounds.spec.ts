@@ -62,3 +62,39 @@ describe('gRPC call bounds as long as a timer can wait, or longer', () => {
     await expect(answer).resolves.toEqual(Buffer.from('late'));
   });
 });
+
+describe('a gRPC call asked for under a signal aborted already', () => {
+  let server: GrpcServerHandle;
+  let client: TestCallsClient;
+  let calls = 0;
+  beforeAll(async () => {
+    server = await GrpcServerHandle.start('127.0.0.1', 0, [
+      {
+        definition: TEST_CALLS,
+        implementation: {
+          stream: (call: ServerWritableStream<Buffer, Buffer>) => {
+            calls++;
+            call.end();
+          },
+          unary: (_call: ServerUnaryCall<Buffer, Buffer>, answer: sendUnaryData<Buffer>) => {
+            calls++;
+            answer(null, Buffer.from('ok'));
+          },
+        },
+      },
+    ]);
+    client = new TestCalls(`127.0.0.1:${server.port}`, credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as TestCallsClient;
+  });
+  afterAll(async () => {
+    client.close();
+    await server.close(0);
+  });
+
+  it('is never sent, unary or stream, and fails as cancelled: the abort came before any listener could hear it', async () => {
+    await expect(callUnary(client.unary.bind(client), Buffer.from('x'), new Metadata(), AbortSignal.abort())).rejects.toMatchObject({ kind: 'cancelled' });
+    await expect(readStream(() => client.stream(Buffer.from('x')), AbortSignal.abort())[Symbol.asyncIterator]().next()).rejects.toMatchObject({ kind: 'cancelled' });
+    // A call under a live signal reaches the server: the count above is of calls that arrived.
+    await expect(callUnary(client.unary.bind(client), Buffer.from('x'), new Metadata(), new AbortController().signal)).resolves.toEqual(Buffer.from('ok'));
+    expect(calls).toBe(1);
+  });
+});

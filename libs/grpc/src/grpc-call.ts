@@ -68,6 +68,8 @@ function opened<C>(start: () => C): C {
  * (`refusedUnseen`) is started again, up to twice.
  */
 export async function* readStream<T>(start: ClientReadableStream<T> | (() => ClientReadableStream<T>), signal?: AbortSignal, batching?: StreamBatching<T>, bounds: CallBounds<T> = {}): AsyncGenerator<T> {
+  // An abort that came before the call would never be heard: no call is made for a client gone.
+  if (signal?.aborted) throw goneBefore();
   let call = typeof start === 'function' ? opened(start) : start;
   const onAbort = (): void => call.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -132,6 +134,7 @@ type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, options: Partial
  * twice, within the same deadline.
  */
 export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req, metadata: Metadata, signal?: AbortSignal, bounds: CallBounds = {}): Promise<Res> {
+  if (signal?.aborted) return Promise.reject(goneBefore());
   return new Promise<Res>((resolve, reject) => {
     const options: Partial<CallOptions> = bounds.timeoutMs === undefined ? {} : { deadline: Date.now() + Math.min(bounds.timeoutMs, MAX_DEADLINE_MS) };
     let call: ClientUnaryCall;
@@ -164,4 +167,9 @@ export function callUnary<Req, Res>(method: UnaryMethod<Req, Res>, request: Req,
     }
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** A call asked for under a signal aborted already: never started, as the callee would never hear the abort. */
+function goneBefore(): GatewayError {
+  return new GatewayError('cancelled', 'The client went away.');
 }

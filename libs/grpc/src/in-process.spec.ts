@@ -147,3 +147,16 @@ describe('callUnaryInProcess', () => {
     expect(calleeSignal?.aborted).toBe(true);
   });
 });
+
+describe('a call asked for under a signal aborted already', () => {
+  it('runs no callee, unary or stream, and fails as cancelled (as over the wire)', async () => {
+    let ran = 0;
+    await expect(callUnaryInProcess(async () => ++ran, AbortSignal.abort())).rejects.toMatchObject({ kind: 'cancelled' });
+    const stream = callStreamInProcess(async function* () {
+      ran++;
+      yield 1;
+    }, AbortSignal.abort());
+    await expect(stream.next()).rejects.toMatchObject({ kind: 'cancelled' });
+    expect(ran).toBe(0);
+  });
+});

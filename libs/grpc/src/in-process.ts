@@ -25,6 +25,8 @@ export const IN_PROCESS_STREAM_AHEAD = 16;
  * the wire, after the messages sent before them.
  */
 export async function* callStreamInProcess<T>(open: (signal: AbortSignal) => AsyncIterable<T>, signal?: AbortSignal): AsyncGenerator<T> {
+  // An abort that came before the call would never be heard: the callee is not run for a client gone.
+  if (signal?.aborted) throw new GatewayError('cancelled', 'The client went away.');
   const callee = new AbortController();
   // Set while the callee is paused because its reader has not taken what is queued.
   let room: (() => void) | undefined;
@@ -75,6 +77,8 @@ export async function* callStreamInProcess<T>(open: (signal: AbortSignal) => Asy
 
 /** A unary method called in process, with the semantics of `callUnary` over gRPC. */
 export async function callUnaryInProcess<T>(run: (signal: AbortSignal) => T | Promise<T>, signal?: AbortSignal): Promise<T> {
+  // An abort that came before the call would never be heard: the callee is not run for a client gone.
+  if (signal?.aborted) throw new GatewayError('cancelled', 'The client went away.');
   const callee = new AbortController();
   const onAbort = (): void => callee.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
