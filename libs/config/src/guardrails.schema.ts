@@ -188,10 +188,11 @@ export function effectiveGuardrails(guardrails: Pick<GuardrailsConfig, 'default'
 /**
  * How the router's rules read text, as a version: raised when a change makes the same rule match
  * text it did not (2: JSON escapes in tool-call arguments decoded, any white space between a
- * term's words). It is part of the digest, so an answer cached before such a change is not served
+ * term's words; 3: a card number followed by more digit groups found within them, digits after a
+ * decimal point never a card). It is part of the digest, so an answer cached before such a change is not served
  * to a request the rules now refuse.
  */
-const GUARDRAIL_MATCHING_VERSION = 2;
+const GUARDRAIL_MATCHING_VERSION = 3;
 
 /**
  * A digest (SHA-256, hex) of the definitions of the rules `ids` names, in id order, and of how rules

@@ -1,6 +1,6 @@
 import type { chatv1 } from '@openrouter/contracts';
 import { AnswerScreen, CONTENT_FILTER } from './answer-screen';
-import { compileRule } from './guardrail-rules';
+import { compileRule, type CompiledRule, type Match } from './guardrail-rules';
 
 const KEY = 'sk-proj-AbCdEfGhIjKlMnOpQrStUvWx123';
 const RULES = [
@@ -177,6 +177,8 @@ describe('output guardrails: edge cases', () => {
     expect(JSON.parse(args(s, '{"to":"\\u003cjane@corp.io\\u003e"}') ?? '')).toEqual({ to: '<[REDACTED:emails]>' });
     expect(JSON.parse(args(s, '{"card":4111111111111111}') ?? '')).toEqual({ card: '[REDACTED:cards]' });
     expect(JSON.parse(args(s, '{"k":"-----BEGIN PRIVATE KEY-----\\nMIIE","n":1}') ?? '')).toEqual({ k: '[REDACTED:keys]', n: 1 });
+    // A match of another rule after the end of the string such a match is cut at is replaced too.
+    expect(JSON.parse(args(s, '{"k":"-----BEGIN PRIVATE KEY-----\\nMIIE","to":"jane@corp.io","card":4111111111111111}') ?? '')).toEqual({ k: '[REDACTED:keys]', to: '[REDACTED:emails]', card: '[REDACTED:cards]' });
     // Streamed, with the string state carried over what was already sent.
     const streamed = new AnswerScreen(rules, 4, 1, () => undefined);
     const pieces = ['{"a":"', 'x', 'xxxxxxxxxx', '","card":', '4111111111111111', '}'];
@@ -238,5 +240,109 @@ describe('output guardrails: edge cases', () => {
     expect(out.choices[0]).toMatchObject({ finishReason: CONTENT_FILTER, delta: { content: 'I will call the tool now.' } });
     expect(JSON.stringify(out)).not.toContain(KEY);
     expect(matches).toEqual([['secrets', 'block', 1]]);
+  });
+});
+
+describe('output guardrails: long matches and where chunks split', () => {
+  const PEM = `-----BEGIN PRIVATE KEY-----\n${'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n'.repeat(100)}-----END PRIVATE KEY-----`;
+  const pieces = (text: string, size: number): string[] => text.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g')) ?? [];
+
+  /** `rule` with what it reads watched: the longest text it read at once. */
+  function watched(rule: CompiledRule): { rule: CompiledRule; longest: () => number } {
+    let longest = 0;
+    const read = (text: string, json?: boolean): Match[] => {
+      longest = Math.max(longest, text.length);
+      return rule.matches(text, json);
+    };
+    return { rule: { ...rule, matches: read }, longest: () => longest };
+  }
+
+  /** The arguments of a whole answer's tool call, screened. */
+  const wholeArgs = (s: AnswerScreen, text: string): string =>
+    s.completion({ id: 'c', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', toolCalls: [{ id: 't', type: 'function', function: { name: 'f', arguments: text } }], extraJson: '' }, finishReason: 'tool_calls', logprobsJson: '' }] }).choices[0]?.message?.toolCalls[0]?.function?.arguments ?? '';
+
+  /** Streams `args` as one tool call's arguments in pieces of `size`, then ends the choice: the arguments sent, and the finish reason. */
+  function streamArgs(s: AnswerScreen, args: string, size: number): { args: string; finish: string | undefined } {
+    const out = [...pieces(args, size).map((p) => ({ tools: [{ index: 0, arguments: p }] })), { finish: 'tool_calls' }].flatMap((c) => (s.done ? [] : s.chunk(chunk([c])).choices));
+    return { args: out.flatMap((c) => c.delta?.toolCalls ?? []).map((t) => t.arguments ?? '').join(''), finish: out.find((c) => c.finishReason)?.finishReason };
+  }
+
+  it('cuts at a block match once it is longer than a match is held, reading a bounded text with each chunk', () => {
+    const { rule, longest } = watched(compileRule({ id: 'keys', detect: 'secret', action: 'block' }));
+    const s = new AnswerScreen([rule], 64, 1, () => undefined);
+    const text = `Here: ${PEM}\nthanks`;
+    const { sent, finish } = stream(s, pieces(text, 5));
+    expect(sent.join('')).toBe('Here: ');
+    expect(finish.at(-1)).toBe(CONTENT_FILTER);
+    // Cut while the key was still coming, not held (and read again) to its end.
+    expect(sent.length).toBeLessThan(100);
+    expect(longest()).toBeLessThan(1000);
+  });
+
+  it('replaces a redact match too long to hold once, drops the rest of it as it comes, and sends what follows it', () => {
+    for (const size of [1, 5, 7, 64]) {
+      const matches: Matches = [];
+      const { rule, longest } = watched(compileRule({ id: 'keys', detect: 'secret', action: 'redact' }));
+      const s = new AnswerScreen([rule], 64, 1, (id, action, count) => matches.push([id, action, count]));
+      const { sent, finish } = stream(s, pieces(`Here: ${PEM}\nthanks, and sk-${'A'.repeat(2000)} too`, size));
+      expect(sent.join('')).toBe('Here: [REDACTED:keys]\nthanks, and [REDACTED:keys] too');
+      expect(finish.at(-1)).toBe('stop');
+      expect(matches).toEqual([['keys', 'redact', 1], ['keys', 'redact', 1]]);
+      expect(longest()).toBeLessThan(1000);
+    }
+  });
+
+  it('does the same in tool-call arguments, keeping them valid JSON, as whole', () => {
+    const keys = compileRule({ id: 'keys', detect: 'secret', action: 'redact' });
+    const text = JSON.stringify({ k: PEM, note: 'sent', n: 1 });
+    expect(JSON.parse(wholeArgs(new AnswerScreen([keys], 64, 1, () => undefined), text))).toEqual({ k: '[REDACTED:keys]', note: 'sent', n: 1 });
+    for (const size of [1, 7, 64]) {
+      const { rule, longest } = watched(keys);
+      const out = streamArgs(new AnswerScreen([rule], 64, 1, () => undefined), text, size);
+      expect(JSON.parse(out.args)).toEqual({ k: '[REDACTED:keys]', note: 'sent', n: 1 });
+      expect(longest()).toBeLessThan(2000);
+    }
+    // Cut off, it runs to the end of its string: what follows the string is sent.
+    const cutOff = JSON.stringify({ k: PEM.slice(0, 3000), n: 1 });
+    expect(JSON.parse(streamArgs(new AnswerScreen([keys], 64, 1, () => undefined), cutOff, 5).args)).toEqual({ k: '[REDACTED:keys]', n: 1 });
+  });
+
+  it('counts a flag match too long to hold once, sending the text as it is', () => {
+    const matches: Matches = [];
+    const { rule, longest } = watched(compileRule({ id: 'keys', detect: 'secret', action: 'flag' }));
+    const text = `Here: ${PEM}\nthanks`;
+    const { sent } = stream(new AnswerScreen([rule], 64, 1, (id, action, count) => matches.push([id, action, count])), pieces(text, 5));
+    expect(sent.join('')).toBe(text);
+    expect(matches).toEqual([['keys', 'flag', 1]]);
+    expect(longest()).toBeLessThan(1000);
+  });
+
+  it('screens streamed tool-call arguments as whole ones, wherever the chunks split them', () => {
+    const rules = [compileRule({ id: 'secrets', detect: 'secret', action: 'block' }), compileRule({ id: 'codenames', terms: ['falcon'], action: 'redact' })];
+    for (let pad = 180; pad < 190; pad++) {
+      // "risk-assessment…" is no key, nor "superfalcon" the term, read after the letter before them;
+      // the term after a space written as an escape sequence is one.
+      const text = JSON.stringify({ notes: 'x'.repeat(pad), slug: 'risk-assessment-for-the-quarterly-report', tag: 'superfalcon,SPACEfalcon', more: 'y'.repeat(150) }).replace('SPACE', '\\u0020');
+      const whole = wholeArgs(new AnswerScreen(rules, 128, 1, () => undefined), text);
+      expect(JSON.parse(whole)).toMatchObject({ slug: 'risk-assessment-for-the-quarterly-report', tag: 'superfalcon, [REDACTED:codenames]' });
+      for (let size = 1; size <= 8; size++) expect(streamArgs(new AnswerScreen(rules, 128, 1, () => undefined), text, size)).toEqual({ args: whole, finish: 'tool_calls' });
+    }
+  });
+
+  it('reads a held text after the characters sent before it: a number after a decimal point is no card, wherever the holdback starts', () => {
+    const rules = [compileRule({ id: 'cards', detect: 'credit_card', action: 'redact' })];
+    const text = 'pay 0.4111111111111111 or 4111 1111 1111 1111. Done';
+    const whole = screen().completion(completion(text));
+    expect(new AnswerScreen(rules, 64, 1, () => undefined).completion(completion(text)).choices[0]?.message?.content).toBe('pay 0.4111111111111111 or [REDACTED:cards]. Done');
+    expect(whole.choices[0]?.message?.content).toBe(text);
+    for (let holdback = 20; holdback < 40; holdback++) for (let size = 1; size <= 3; size++) expect(stream(new AnswerScreen(rules, holdback, 1, () => undefined), pieces(text, size)).sent.join('')).toBe('pay 0.4111111111111111 or [REDACTED:cards]. Done');
+  });
+
+  it('redacts a card in a JSON number as a string in place of the whole number, whole or streamed', () => {
+    const rules = [compileRule({ id: 'cards', detect: 'credit_card', action: 'redact' })];
+    const text = '{"a":"xx","n":-4111111111111111,"amt":4111111111111111.5,"m":2.5}';
+    const expected = { a: 'xx', n: '[REDACTED:cards]', amt: 4111111111111111.5, m: 2.5 };
+    expect(JSON.parse(wholeArgs(new AnswerScreen(rules, 64, 1, () => undefined), text))).toEqual(expected);
+    for (let holdback = 20; holdback < 40; holdback++) for (let size = 1; size <= 4; size++) expect(JSON.parse(streamArgs(new AnswerScreen(rules, holdback, 1, () => undefined), text, size).args)).toEqual(expected);
   });
 });

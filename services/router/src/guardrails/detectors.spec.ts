@@ -24,6 +24,14 @@ describe('built-in guardrail detectors', () => {
     expect(found('credit_card', 'card 4111 1111 1111 1111, amex 3782-822463-10005, plain 5555555555554444')).toEqual(['4111 1111 1111 1111', '3782-822463-10005', '5555555555554444']);
     // Luhn fails; too short; doubled separators; inside a longer number or word.
     expect(found('credit_card', '4111 1111 1111 1112, 411111111111, 4111  1111  1111  1111, order 41111111111111119999999, id4111111111111111')).toEqual([]);
+    // Never digits after or before a decimal point: a number's decimals are no card.
+    expect(found('credit_card', '0.4111111111111111, 4111111111111111.5, 4111 1111 1111 1111.25')).toEqual([]);
+    expect(found('credit_card', 'card 4111111111111111. Or 4111111111111111.')).toEqual(['4111111111111111', '4111111111111111']);
+    // A card among more digit groups: a quantity before it, its expiry date or security code after it.
+    expect(found('credit_card', 'Card 4242 4242 4242 4242 12/34')).toEqual(['4242 4242 4242 4242']);
+    expect(found('credit_card', 'Card 4242 4242 4242 4242 123')).toEqual(['4242 4242 4242 4242']);
+    expect(found('credit_card', 'qty 2 4242424242424242')).toEqual(['4242424242424242']);
+    expect(found('credit_card', '4242-4242-4242-4242 05 27 and ref x1234 4111 1111 1111 1111')).toEqual(['4242-4242-4242-4242', '4111 1111 1111 1111']);
     expect(luhnValid('79927398713')).toBe(true);
     expect(luhnValid('79927398710')).toBe(false);
   });

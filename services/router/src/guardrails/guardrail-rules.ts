@@ -1,5 +1,5 @@
 import { GUARDRAIL_PATTERN_FLAGS, guardrailReplacement, type GuardrailAction, type GuardrailRuleConfig } from '@openrouter/config';
-import { DETECTORS } from './detectors';
+import { DETECTORS, type Detector } from './detectors';
 
 /** A span of a text a rule matched. */
 export interface Match {
@@ -28,11 +28,13 @@ export function compileRule(rule: Omit<GuardrailRuleConfig, 'screen'>): Compiled
   // A moderation rule matches no span of text: its model judges whole texts (Guardrails.moderateChat).
   if (rule.moderation !== undefined) return { id: rule.id, action: rule.action, replacement: guardrailReplacement(rule), matches: () => [] };
   let pattern: RegExp;
-  let valid: ((match: string) => boolean) | undefined;
+  let valid: Detector['valid'];
+  let within: Detector['within'];
   if (rule.detect !== undefined) {
-    const detector = DETECTORS[rule.detect];
+    const detector: Detector = DETECTORS[rule.detect];
     pattern = detector.pattern;
-    valid = 'valid' in detector ? detector.valid : undefined;
+    valid = detector.valid;
+    within = detector.within;
   } else if (rule.pattern !== undefined) {
     pattern = new RegExp(rule.pattern, GUARDRAIL_PATTERN_FLAGS);
   } else {
@@ -50,11 +52,11 @@ export function compileRule(rule: Omit<GuardrailRuleConfig, 'screen'>): Compiled
       const decoded = json ? decodeJson(text) : undefined;
       const found: Match[] = [];
       // matchAll runs on a copy of the expression: the shared one keeps no state between calls.
-      for (const m of (decoded?.text ?? text).matchAll(pattern)) {
+      const source = decoded?.text ?? text;
+      for (const m of source.matchAll(pattern)) {
         if (m[0].length === 0 || (valid && !valid(m[0]))) continue;
-        const start = m.index;
-        const end = m.index + m[0].length;
-        found.push(decoded ? { start: jsonOffset(decoded, start), end: jsonOffset(decoded, end) } : { start, end });
+        const spans = within ? within(source, m.index, m.index + m[0].length) : [{ start: m.index, end: m.index + m[0].length }];
+        for (const { start, end } of spans) found.push(decoded ? { start: jsonOffset(decoded, start), end: jsonOffset(decoded, end) } : { start, end });
       }
       return found;
     },
@@ -127,7 +129,7 @@ export function jsonOffset(decoded: DecodedJson, i: number): number {
   return decoded.at[i] ?? decoded.at[decoded.at.length - 1] ?? 0;
 }
 
-/** A match of a `redact` rule. */
+/** A match and the rule that made it. */
 export type RuleMatch = Match & { rule: CompiledRule };
 
 /** Where a position of JSON text is: outside a string, in one at a character's start, or inside an escape sequence (`\n`, `\u00e9`). */
@@ -154,8 +156,14 @@ export function jsonPositions(text: string, inString: boolean): Uint8Array {
   return at;
 }
 
+/** A character of a JSON number (`-12.5e+3`). */
+const isNumberCharacter = (c: string | undefined): boolean => c !== undefined && /[-+.\deE]/.test(c);
+
 /** Whether position `i` of JSON text is inside an escape sequence (no place to cut it or start a replacement). */
 export const inJsonEscape = (at: Uint8Array, i: number): boolean => at[i] === IN_ESCAPE;
+
+/** Whether position `i` of JSON text `text` is inside a number (no place to cut it: a redaction in it replaces it whole). */
+export const inJsonNumber = (at: Uint8Array, text: string, i: number): boolean => at[i] === OUTSIDE && isNumberCharacter(text[i - 1]) && isNumberCharacter(text[i]);
 
 /** Whether JSON text ends inside a string, given whether it starts in one. */
 export const endsInJsonString = (text: string, inString: boolean): boolean => jsonPositions(text, inString)[text.length] !== OUTSIDE;
@@ -165,7 +173,7 @@ export const endsInJsonString = (text: string, inString: boolean): boolean => js
  * their rules' replacements, and how many each rule replaced. In JSON text (`json`, starting inside a
  * string when `inString`) a replacement is written as JSON so the text stays valid: in a string as its
  * content, the match moved out of escape sequences and cut at the string's end; outside a string (a
- * number) as a string of its own.
+ * number) as a string of its own, in place of the whole number.
  */
 export function replaceMatches(text: string, spans: readonly RuleMatch[], json: boolean, inString = false): { text: string; counts: Map<string, number> } {
   const at = json ? jsonPositions(text, inString) : undefined;
@@ -182,6 +190,9 @@ export function replaceMatches(text: string, spans: readonly RuleMatch[], json: 
       if (at[start] === OUTSIDE) {
         const quote = text.indexOf('"', start);
         if (quote !== -1 && quote < end) end = quote;
+        // A match in a number takes the whole number: a string stands for no part of one (`-"…"`, `"…".5`).
+        while (start > last && isNumberCharacter(text[start - 1])) start--;
+        while (end < text.length && at[end] === OUTSIDE && isNumberCharacter(text[end])) end++;
         replacement = JSON.stringify(replacement);
       } else {
         for (let i = start; i < end; i++) if (at[i] === IN_STRING && text[i] === '"') end = i;

@@ -323,6 +323,12 @@ describe('input guardrails in the router service', () => {
     const call = (args: string): chatv1.Message => ({ role: 'assistant', contentIsNull: true, toolCalls: [{ id: 't', type: 'function', function: { name: 'f', arguments: args } }], extraJson: '' });
     const screened = guardrails.screenChat(contextFor(), chatRequest([call('{"to":"hi\\njane@corp.io","card":4111111111111111}')]));
     expect(JSON.parse(screened.messages[0]?.toolCalls[0]?.function?.arguments ?? '')).toEqual({ to: 'hi\n[REDACTED:emails]', card: '[REDACTED:cards]' });
+    // A match in a number takes the whole number, its sign, decimals and exponent; decimals are no card.
+    const numbers = '{"n":-4111111111111111,"amt":4111111111111111.5,"v":0.4111111111111111}';
+    expect(JSON.parse(guardrails.screenChat(contextFor(), chatRequest([call(numbers)])).messages[0]?.toolCalls[0]?.function?.arguments ?? '')).toEqual({ n: '[REDACTED:cards]', amt: 4111111111111111.5, v: 0.4111111111111111 });
+    const digits = new Guardrails({ rules: [{ id: 'digits', pattern: '\\d{4}', action: 'redact' }], default: ['digits'] });
+    const byDigits = digits.screenChat(contextFor(), chatRequest([call('{"a":-12345.5e+3,"b":[1234, 7]}')]));
+    expect(JSON.parse(byDigits.messages[0]?.toolCalls[0]?.function?.arguments ?? '')).toEqual({ a: '[REDACTED:digits]', b: ['[REDACTED:digits]', 7] });
   });
 
   it('finds a key or a term right after an escape sequence in tool-call arguments', () => {
