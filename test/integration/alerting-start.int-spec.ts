@@ -3,8 +3,9 @@ import { parseConfig } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { startAlerting, type AlertingHandle } from '@openrouter/alerting';
 import { ChdbHttpRelay, closedPort } from '../support/infra/chdb-http-relay';
-import { readyAnswer as ready } from '../support/infra/ready-probe';
+import { readyAnswer as ready, readyChecks } from '../support/infra/ready-probe';
 import { waitFor } from '../support/infra/wait-for';
+import { HeldSource } from '../support/held-usage-source';
 
 describe('alerting started before its ClickHouse server', () => {
   it('is not ready while the server is away, says so once, then migrates the alert history and starts', async () => {
@@ -56,6 +57,43 @@ describe('alerting started before its ClickHouse server', () => {
       await alerting?.close();
       await relay.close();
       for (const spy of console) spy.mockRestore();
+    }
+  });
+});
+
+describe('alerting readiness', () => {
+  it('is not ready until its whole start is done (events consumed), even with no store to wait for', async () => {
+    const httpPort = await closedPort();
+    const config = parseConfig(
+      {
+        version: 1,
+        log: { level: 'silent' },
+        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
+        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
+        adapter: { grpc: { port: 0 }, http: { port: 0 } },
+        billing: { http: { port: 0 } },
+        alerting: { http: { host: '127.0.0.1', port: httpPort } },
+        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
+        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
+      },
+      {},
+    );
+    // No ClickHouse and no Redis: nothing else would say the start is under way.
+    expect(config.usage.clickhouse.url).toBe('');
+    const source = new HeldSource();
+    let alerting: AlertingHandle | undefined;
+    const starting = startAlerting(config, createLogger('alerting', 'silent'), { usageSource: source }).then((handle) => (alerting = handle));
+    try {
+      await source.starting;
+      expect(await readyChecks(httpPort)).toEqual({ status: 503, checks: { starting: 'failing' } });
+
+      source.release();
+      await starting;
+      expect(await readyChecks(httpPort)).toEqual({ status: 200, checks: {} });
+    } finally {
+      source.release();
+      await starting.catch(() => undefined);
+      await alerting?.close();
     }
   });
 });

@@ -6,8 +6,9 @@ import { createLogger } from '@openrouter/observability';
 import { emptyUsageEvent, inProcessUsageMessage, type UsageBatchHandler, type UsageSource } from '@openrouter/usage';
 import { startBilling, type BillingHandle } from '@openrouter/billing';
 import { ChdbHttpRelay, closedPort } from '../support/infra/chdb-http-relay';
-import { readyAnswer as ready } from '../support/infra/ready-probe';
+import { readyAnswer as ready, readyChecks } from '../support/infra/ready-probe';
 import { waitFor } from '../support/infra/wait-for';
+import { HeldSource } from '../support/held-usage-source';
 
 /** The embedded gateway's kind of source, recording when billing starts consuming. */
 class RecordingSource implements UsageSource {
@@ -123,6 +124,46 @@ describe('billing started before its ClickHouse server', () => {
       );
     } finally {
       await new Promise((done) => server.close(done));
+    }
+  });
+});
+
+describe('billing readiness', () => {
+  it('is not ready until its whole start is done (pipeline consuming, report RPCs listening), even with its store ready', async () => {
+    const httpPort = await closedPort();
+    const config = parseConfig(
+      {
+        version: 1,
+        log: { level: 'silent' },
+        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
+        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
+        adapter: { grpc: { port: 0 }, http: { port: 0 } },
+        billing: { http: { host: '127.0.0.1', port: httpPort }, grpc: { port: 0 }, rollup: { reconcileIntervalMs: 0 } },
+        alerting: { http: { port: 0 } },
+        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
+        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
+        usage: { clickhouse: { embedded: { path: ':memory:' } } },
+      },
+      {},
+    );
+    const source = new HeldSource();
+    let billing: BillingHandle | undefined;
+    const starting = startBilling(config, createLogger('billing', 'silent'), { usageSource: source }).then((handle) => (billing = handle));
+    try {
+      await source.starting;
+      // The store answers and is migrated; the pipeline is starting, the report RPCs are not up.
+      expect(await readyChecks(httpPort)).toEqual({ status: 503, checks: { clickhouse: 'ok', starting: 'failing' } });
+
+      source.release();
+      await starting;
+      expect(await readyChecks(httpPort)).toEqual({ status: 200, checks: { clickhouse: 'ok', 'usage-consumer': 'ok' } });
+      // The report RPCs read the store through their own repository, each query bounded by the report's deadline.
+      const report = await billing?.reports.service.usage({ fromMs: 0, toMs: 86_400_000, groupBy: ['model'], scope: undefined, filter: undefined });
+      expect(report?.rows).toEqual([]);
+    } finally {
+      source.release();
+      await starting.catch(() => undefined);
+      await billing?.close();
     }
   });
 });
