@@ -148,6 +148,18 @@ function gate(): { opened: Promise<void>; open: () => void } {
   return { opened, open };
 }
 
+/** An own API whose lines are answered only once `answers` opens; `calls()` counts the lines it took. */
+function heldApi(): { api: () => Promise<OwnApiResponse>; answers: { open: () => void }; calls: () => number } {
+  let taken = 0;
+  const answers = gate();
+  const api = async (): Promise<OwnApiResponse> => {
+    taken++;
+    await answers.opened;
+    return answer();
+  };
+  return { api, answers, calls: () => taken };
+}
+
 describe('BatchRunner: the size of a batch’s output', () => {
   it('starts no line once its results reach resultBytes: the lines left end unrun and unbilled in the error file, batch_output_too_large, and the batch completes', async () => {
     const store = new MemoryBatchStore();
@@ -337,20 +349,14 @@ describe('BatchRunner: a replica whose claim lapsed while its lines ran', () => 
       }
     })();
     const files = new MemoryFileStore();
-    let calls = 0;
-    const answers = gate();
-    const api = async (): Promise<OwnApiResponse> => {
-      calls++;
-      await answers.opened;
-      return answer();
-    };
+    const { api, answers, calls } = heldApi();
     const batch = batchOf(2);
     await store.create(batch, inputOf(2));
     const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50, leaseMs: 1_000 }), store, files, api, new InternalCallCredential(), LOGGER);
     runner.start();
     const final = { status: 'completed', requestCounts: { total: 2, completed: 1, failed: 1 }, usage: { input: 5, cached: 0, output: 7, reasoning: 0 } } as const;
     try {
-      await until(() => calls === 2, 'both lines to be in flight');
+      await until(() => calls() === 2, 'both lines to be in flight');
       store.stalled = true;
       await until(() => store.refused > 0, 'the claim to be found lost');
       // Another replica took the batch over, ran its lines and ended it.
@@ -361,7 +367,7 @@ describe('BatchRunner: a replica whose claim lapsed while its lines ran', () => 
       // Waits for the run to end: its lines' answers kept (or not) and its progress written (or not).
       await runner.close(60_000);
     }
-    expect(calls).toBe(2);
+    expect(calls()).toBe(2);
     expect(await store.byId(batch.id)).toMatchObject(final);
     expect(await store.results(batch.id)).toEqual(new Map());
   });
@@ -434,13 +440,7 @@ describe('BatchRunner: the memory a running batch holds', () => {
         return results;
       }
     })();
-    let calls = 0;
-    const answers = gate();
-    const api = async (): Promise<OwnApiResponse> => {
-      calls++;
-      await answers.opened;
-      return answer();
-    };
+    const { api, answers, calls } = heldApi();
     const batch = batchOf(2);
     await store.create(batch, inputOf(2));
     // Its first line ran on a replica that stopped: this one runs the second.
@@ -448,7 +448,7 @@ describe('BatchRunner: the memory a running batch holds', () => {
     const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50 }), store, new MemoryFileStore(), api, new InternalCallCredential(), LOGGER);
     runner.start();
     try {
-      await until(() => calls === 1, 'its second line to be in flight');
+      await until(() => calls() === 1, 'its second line to be in flight');
       await until(() => {
         collect();
         return store.inputRead?.deref() === undefined && store.resultsRead?.deref() === undefined;
