@@ -1,30 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { parseConfig } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { startAlerting, type AlertingHandle } from '@openrouter/alerting';
 import { ChdbHttpRelay, closedPort } from '../support/infra/chdb-http-relay';
 import { readyAnswer as ready, readyChecks } from '../support/infra/ready-probe';
 import { waitFor } from '../support/infra/wait-for';
 import { HeldSource } from '../support/held-usage-source';
+import { oneModelConfig } from '../support/one-model-config';
 
 describe('alerting started before its ClickHouse server', () => {
   it('is not ready while the server is away, says so once, then migrates the alert history and starts', async () => {
     const [clickhousePort, httpPort] = [await closedPort(), await closedPort()];
     const database = `late_${randomBytes(4).toString('hex')}`;
-    const config = parseConfig(
-      {
-        version: 1,
-        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-        adapter: { grpc: { port: 0 }, http: { port: 0 } },
-        billing: { http: { port: 0 } },
-        alerting: { http: { host: '127.0.0.1', port: httpPort } },
-        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
-        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
-        usage: { clickhouse: { url: `http://alerting:s3cret-pw@127.0.0.1:${clickhousePort}`, database }, consumer: { retryInitialMs: 20, retryMaxMs: 200 } },
-      },
-      {},
-    );
+    const config = oneModelConfig({
+      alerting: { http: { host: '127.0.0.1', port: httpPort } },
+      usage: { clickhouse: { url: `http://alerting:s3cret-pw@127.0.0.1:${clickhousePort}`, database }, consumer: { retryInitialMs: 20, retryMaxMs: 200 } },
+    });
     const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
     const logger = createLogger('alerting', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
     // `@clickhouse/client` logs a failed request, stack and all, on the console.
@@ -64,20 +54,10 @@ describe('alerting started before its ClickHouse server', () => {
 describe('alerting readiness', () => {
   it('is not ready until its whole start is done (events consumed), even with no store to wait for', async () => {
     const httpPort = await closedPort();
-    const config = parseConfig(
-      {
-        version: 1,
-        log: { level: 'silent' },
-        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-        adapter: { grpc: { port: 0 }, http: { port: 0 } },
-        billing: { http: { port: 0 } },
-        alerting: { http: { host: '127.0.0.1', port: httpPort } },
-        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
-        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
-      },
-      {},
-    );
+    const config = oneModelConfig({
+      log: { level: 'silent' },
+      alerting: { http: { host: '127.0.0.1', port: httpPort } },
+    });
     // No ClickHouse and no Redis: nothing else would say the start is under way.
     expect(config.usage.clickhouse.url).toBe('');
     const source = new HeldSource();

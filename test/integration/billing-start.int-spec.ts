@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import { parseConfig } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
 import { createLogger } from '@openrouter/observability';
 import { emptyUsageEvent, inProcessUsageMessage, type UsageBatchHandler, type UsageSource } from '@openrouter/usage';
@@ -9,6 +8,7 @@ import { ChdbHttpRelay, closedPort } from '../support/infra/chdb-http-relay';
 import { readyAnswer as ready, readyChecks } from '../support/infra/ready-probe';
 import { waitFor } from '../support/infra/wait-for';
 import { HeldSource } from '../support/held-usage-source';
+import { oneModelConfig } from '../support/one-model-config';
 
 /** The embedded gateway's kind of source, recording when billing starts consuming. */
 class RecordingSource implements UsageSource {
@@ -26,23 +26,13 @@ describe('billing started before its ClickHouse server', () => {
   it('is not ready, consumes nothing and retries quietly while the server is away, then migrates and consumes', async () => {
     const [clickhousePort, httpPort] = [await closedPort(), await closedPort()];
     const database = `late_${randomBytes(4).toString('hex')}`;
-    const config = parseConfig(
-      {
-        version: 1,
-        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-        adapter: { grpc: { port: 0 }, http: { port: 0 } },
-        billing: { http: { host: '127.0.0.1', port: httpPort }, grpc: { port: 0 }, rollup: { reconcileIntervalMs: 0 } },
-        alerting: { http: { port: 0 } },
-        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
-        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
-        usage: {
-          clickhouse: { url: `http://billing:s3cret-pw@127.0.0.1:${clickhousePort}`, database, retentionDays: 3_650 },
-          consumer: { retryInitialMs: 20, retryMaxMs: 200 },
-        },
+    const config = oneModelConfig({
+      billing: { http: { host: '127.0.0.1', port: httpPort }, grpc: { port: 0 }, rollup: { reconcileIntervalMs: 0 } },
+      usage: {
+        clickhouse: { url: `http://billing:s3cret-pw@127.0.0.1:${clickhousePort}`, database, retentionDays: 3_650 },
+        consumer: { retryInitialMs: 20, retryMaxMs: 200 },
       },
-      {},
-    );
+    });
     const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
     const logger = createLogger('billing', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
     // `@clickhouse/client` logs a failed request, stack and all, on the console.
@@ -104,20 +94,10 @@ describe('billing started before its ClickHouse server', () => {
     // A ClickHouse server that refuses every user, as it does a wrong password.
     const server = createServer((_request, response) => response.writeHead(403).end('Code: 516. DB::Exception: billing: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED) (version 24.8.1)\n'));
     await new Promise<void>((resolve) => server.listen(clickhousePort, '127.0.0.1', resolve));
-    const config = parseConfig(
-      {
-        version: 1,
-        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-        adapter: { grpc: { port: 0 }, http: { port: 0 } },
-        billing: { http: { port: 0 }, grpc: { port: 0 } },
-        alerting: { http: { port: 0 } },
-        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
-        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
-        usage: { clickhouse: { url: `http://127.0.0.1:${clickhousePort}`, username: 'billing', password: 'wrong' } },
-      },
-      {},
-    );
+    const config = oneModelConfig({
+      billing: { http: { port: 0 }, grpc: { port: 0 } },
+      usage: { clickhouse: { url: `http://127.0.0.1:${clickhousePort}`, username: 'billing', password: 'wrong' } },
+    });
     try {
       await expect(startBilling(config, createLogger('billing', 'silent'), { usageSource: new RecordingSource() })).rejects.toThrow(
         `the usage store (ClickHouse) at http://127.0.0.1:${clickhousePort}/ (usage.clickhouse.url / CLICKHOUSE_URL) cannot be used, and this does not pass by itself: HTTP 403: Code: 516. DB::Exception: billing: Authentication failed`,
@@ -131,21 +111,11 @@ describe('billing started before its ClickHouse server', () => {
 describe('billing readiness', () => {
   it('is not ready until its whole start is done (pipeline consuming, report RPCs listening), even with its store ready', async () => {
     const httpPort = await closedPort();
-    const config = parseConfig(
-      {
-        version: 1,
-        log: { level: 'silent' },
-        ingress: { http: { port: 0 }, router: '127.0.0.1:1' },
-        router: { grpc: { port: 0 }, http: { port: 0 }, adapters: { default: '127.0.0.1:2' } },
-        adapter: { grpc: { port: 0 }, http: { port: 0 } },
-        billing: { http: { host: '127.0.0.1', port: httpPort }, grpc: { port: 0 }, rollup: { reconcileIntervalMs: 0 } },
-        alerting: { http: { port: 0 } },
-        providers: { sim: { type: 'openai', baseUrl: 'http://127.0.0.1:9/v1', apiKey: 'k' } },
-        models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'up' }] }],
-        usage: { clickhouse: { embedded: { path: ':memory:' } } },
-      },
-      {},
-    );
+    const config = oneModelConfig({
+      log: { level: 'silent' },
+      billing: { http: { host: '127.0.0.1', port: httpPort }, grpc: { port: 0 }, rollup: { reconcileIntervalMs: 0 } },
+      usage: { clickhouse: { embedded: { path: ':memory:' } } },
+    });
     const source = new HeldSource();
     let billing: BillingHandle | undefined;
     const starting = startBilling(config, createLogger('billing', 'silent'), { usageSource: source }).then((handle) => (billing = handle));
