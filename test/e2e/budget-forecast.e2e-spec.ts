@@ -9,6 +9,7 @@ import { WebhookReceiver } from '../support/webhook-receiver';
 
 const SECRET = 'budget-forecast-e2e-hash-secret';
 const SEARCH_KEY = 'sk-or-v1-search-forecast-e2e-key-0000000000';
+const DAY_MS = 86_400_000;
 
 interface Json {
   [key: string]: unknown;
@@ -98,9 +99,17 @@ describe('budget forecasts', () => {
   });
 
   it('projects spend on a budget view and GET /v1/key, and alerts once the projection reaches a forecast threshold', async () => {
+    // A budget created now is projected over what is left of its UTC day, which late in the day is
+    // short: its amount is sized so that one request (at least the 50 output tokens asked for, at 0.60
+    // a million) projects past it for the next two minutes, whatever the time of day. In the day's
+    // last five minutes the test waits for the next day, which its period could not outlast.
+    const msLeftToday = () => DAY_MS - (Date.now() % DAY_MS);
+    await waitFor(async () => msLeftToday() > 5 * 60_000, { timeoutMs: 6 * 60_000, intervalMs: 1_000, what: 'a day with more than five minutes left' });
+    const amount = new Money('0.00003').times(msLeftToday()).dividedBy(2 * 60_000).toDecimalPlaces(6, Money.ROUND_FLOOR).toFixed();
     // A soft budget (never refusing) of a day, which a few requests in its first seconds project far past.
-    const created = await admin('POST', '/budgets', { id: 'search-forecast', scope: { org: 'acme', project: 'search' }, period: 'daily', amount: '0.5', enforcement: 'soft', alert_thresholds: [1000], forecast_thresholds: [100] });
+    const created = await admin('POST', '/budgets', { id: 'search-forecast', scope: { org: 'acme', project: 'search' }, period: 'daily', amount, enforcement: 'soft', alert_thresholds: [1000], forecast_thresholds: [100] });
     expect(created.status).toBe(201);
+    expect(Date.parse(String((created.json['current_period'] as Json)['end'])) % DAY_MS).toBe(0);
     const client = gw.client({ apiKey: SEARCH_KEY });
     const forecastEvent = () => events.find((e) => e.budgetId === 'search-forecast' && e.kind === budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST);
     // A settle within the first 86 ms of the budget projects nothing: requests until one has.
@@ -112,9 +121,9 @@ describe('budget forecasts', () => {
       { timeoutMs: 30_000, what: 'the forecast event' },
     );
     const event = forecastEvent();
-    expect(event).toMatchObject({ schemaVersion: 2, thresholdPercent: 100, limit: '0.5', periodKey: (created.json['current_period'] as Json)['key'] });
+    expect(event).toMatchObject({ schemaVersion: 2, thresholdPercent: 100, limit: amount, periodKey: (created.json['current_period'] as Json)['key'] });
     expect(event?.eventId).toMatch(/^search-forecast~[0-9a-f]+\/\d{4}-\d{2}-\d{2}\/forecast-100$/);
-    expect(new Money(event?.projected ?? '0').gte('0.5')).toBe(true);
+    expect(new Money(event?.projected ?? '0').gte(amount)).toBe(true);
 
     const view = await waitFor(
       async () => {
@@ -144,9 +153,9 @@ describe('budget forecasts', () => {
       { timeoutMs: 30_000, what: 'the forecast alert' },
     );
     expect(alerts.map((a) => a.labels)).toEqual([{ org: 'acme', budget: 'search-forecast', period: event?.periodKey, threshold: '100', kind: 'forecast' }]);
-    expect(alerts[0]?.summary).toMatch(/^Forecast: budget search-forecast \(org acme\) is projected to reach \d+% of its 0\.50 USD by the end of \d{4}-\d{2}-\d{2} on its run rate so far/);
+    expect(alerts[0]?.summary).toMatch(/^Forecast: budget search-forecast \(org acme\) is projected to reach \d+% of its [\d,]+\.\d+ USD by the end of \d{4}-\d{2}-\d{2} on its run rate so far/);
     // Once per period: more requests publish no second forecast for the threshold.
     await client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] });
     expect(events.filter((e) => e.budgetId === 'search-forecast' && e.kind === budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST)).toHaveLength(1);
-  }, 90_000);
+  }, 90_000 + 6 * 60_000);
 });

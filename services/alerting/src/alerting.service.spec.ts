@@ -430,6 +430,14 @@ describe('an alerting service that is handed the same budget event again', () =>
       ]);
     });
 
+    it('names amounts under a cent exactly, not as 0.00', () => {
+      const alerting = alertingAt({ at: T0 });
+      alerting.observeBudget({ ...forecast, limit: '0.005', spent: '0.000033', projected: '0.0061', exceedsAtMs: undefined });
+      expect(alerting.evaluate().map((t) => t.summary)).toEqual([
+        'Forecast: budget acme-monthly (org acme) is projected to reach 122% of its 0.005 USD by the end of 2026-12 on its run rate so far (0.0061 projected, 0.000033 spent; forecast threshold 100%)',
+      ]);
+    });
+
     it('tells forecasts without an event id apart from spend crossings of the same percentage', () => {
       const alerting = alertingAt({ at: T0 });
       alerting.observeBudget({ ...forecast, eventId: '' });

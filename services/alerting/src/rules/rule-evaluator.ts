@@ -196,6 +196,8 @@ export function forecastSummary(b: BudgetCrossing): string {
 
 /** An amount with two decimals (at least) and thousands separators: "2,500.00". */
 function amount(value: Money): string {
+  // Under a cent, two places would read 0.00 (a per-key budget of 0.005): the exact amount instead.
+  if (!value.isZero() && value.abs().lt('0.01')) return value.toFixed();
   const text = value.decimalPlaces() > 2 ? value.toDecimalPlaces(2, Money.ROUND_HALF_UP).toFixed(2) : value.toFixed(2);
   const [whole = '0', fraction = '00'] = text.split('.');
   return `${whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',')}.${fraction}`;
