@@ -35,6 +35,14 @@ describe('budget periods', () => {
     expect(iso(skipped)).toBe('2024-09-08T04:00:00.000Z');
   });
 
+  it('gives a day the zone skipped whole no length, and the day before it its own 24 hours', () => {
+    // Samoa moved across the date line: 2011-12-29 was followed by 2011-12-31.
+    expect(iso(startOfLocalDay({ year: 2011, month: 12, day: 30 }, 'Pacific/Apia'))).toBe('2011-12-30T10:00:00.000Z');
+    const before = periodAt('daily', 'Pacific/Apia', at('2011-12-29T12:00:00Z'));
+    expect(before).toMatchObject({ key: '2011-12-29', startMs: at('2011-12-29T10:00:00Z'), endMs: at('2011-12-30T10:00:00Z') });
+    expect(periodAt('daily', 'Pacific/Apia', at('2011-12-30T10:00:00Z')).key).toBe('2011-12-31');
+  });
+
   it('gives consecutive periods that tile time with no gap', () => {
     let t = at('2025-01-01T00:00:00Z');
     for (let i = 0; i < 60; i++) {

@@ -51,14 +51,15 @@ export function startOfLocalDay(date: LocalDate, timeZone: string): number {
   // The offset at the first estimate may differ from the one at the real instant (a DST edge).
   const second = guess - offsetMs(instant, timeZone);
   if (second !== instant) instant = Math.min(instant, second);
-  const w = wallClock(instant, timeZone);
-  if (w.day !== date.day) {
-    // Midnight does not exist that day: move forward to the first instant of it.
-    const step = 15 * 60_000;
-    while (wallClock(instant, timeZone).day !== date.day) instant += step;
-  }
+  const wanted = ordinal(date);
+  // Midnight does not exist that day: move forward to the first instant of it, or of the day after
+  // when the zone skipped the whole day (Pacific/Apia's 2011-12-30).
+  while (ordinal(wallClock(instant, timeZone)) < wanted) instant += 15 * 60_000;
   return instant;
 }
+
+/** A local date as one comparable number: 20261207. */
+const ordinal = (d: LocalDate): number => d.year * 10_000 + d.month * 100 + d.day;
 
 function addDays(date: LocalDate, days: number): LocalDate {
   const d = new Date(Date.UTC(date.year, date.month - 1, date.day + days));

@@ -71,7 +71,7 @@ export const budgetForecastSchema = z
     exceeds_at: z
       .string()
       .nullable()
-      .describe('When the run rate reaches the amount (ISO instant, before the period end); the time of this answer when the spend is there already; null when the projection stays under the amount'),
+      .describe('When the run rate reaches the amount (ISO instant, at the latest the period end); the time of this answer when the spend is there already; null when the projection stays under the amount'),
   })
   .nullable()
   .describe("The current period's spend projected to its end; null until budgets.forecast.minElapsedFraction of the period has passed (counted from the budget's creation when it was created during the period)");

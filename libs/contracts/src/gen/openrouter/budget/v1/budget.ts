@@ -99,7 +99,7 @@ export interface BudgetEvent {
     | string
     | undefined;
   /**
-   * FORECAST: when the run rate reaches `limit` (Unix epoch milliseconds), before the period ends;
+   * FORECAST: when the run rate reaches `limit` (Unix epoch milliseconds), at the latest when the period ends;
    * `occurred_at_ms` when the spend is there already; absent when the projection stays under
    * `limit`, and for a spend crossing.
    */
