@@ -5,6 +5,7 @@ import { hashApiKey } from '@openrouter/ingress';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY } from '../support/test-config';
+import { CLEAR_OF_UTC_MIDNIGHT_MS, clearOfUtcMidnight } from '../support/utc-day';
 
 const SECRET = 'budget-admin-e2e-hash-secret';
 const FINANCE_KEY = 'sk-or-admin-finance-budget-e2e-00000000000';
@@ -21,6 +22,9 @@ interface Json {
  * through chat with the official SDK, raised, read and deleted, each change audited, each key
  * seeing what its role and scope allow.
  */
+// Spend and reads on the day's (and month's) periods, in real time: not across midnight.
+beforeAll(() => clearOfUtcMidnight(), CLEAR_OF_UTC_MIDNIGHT_MS);
+
 describe('budgets through the admin API', () => {
   let gw: TestGateway;
   const events: budgetv1.BudgetEvent[] = [];

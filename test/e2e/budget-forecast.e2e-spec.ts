@@ -5,11 +5,11 @@ import { Money } from '@openrouter/usage';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY } from '../support/test-config';
+import { CLEAR_OF_UTC_MIDNIGHT_MS, clearOfUtcMidnight, msLeftInUtcDay } from '../support/utc-day';
 import { WebhookReceiver } from '../support/webhook-receiver';
 
 const SECRET = 'budget-forecast-e2e-hash-secret';
 const SEARCH_KEY = 'sk-or-v1-search-forecast-e2e-key-0000000000';
-const DAY_MS = 86_400_000;
 
 interface Json {
   [key: string]: unknown;
@@ -103,13 +103,12 @@ describe('budget forecasts', () => {
     // short: its amount is sized so that one request (at least the 50 output tokens asked for, at 0.60
     // a million) projects past it for the next two minutes, whatever the time of day. In the day's
     // last five minutes the test waits for the next day, which its period could not outlast.
-    const msLeftToday = () => DAY_MS - (Date.now() % DAY_MS);
-    await waitFor(async () => msLeftToday() > 5 * 60_000, { timeoutMs: 6 * 60_000, intervalMs: 1_000, what: 'a day with more than five minutes left' });
-    const amount = new Money('0.00003').times(msLeftToday()).dividedBy(2 * 60_000).toDecimalPlaces(6, Money.ROUND_FLOOR).toFixed();
+    await clearOfUtcMidnight();
+    const amount = new Money('0.00003').times(msLeftInUtcDay()).dividedBy(2 * 60_000).toDecimalPlaces(6, Money.ROUND_FLOOR).toFixed();
     // A soft budget (never refusing) of a day, which a few requests in its first seconds project far past.
     const created = await admin('POST', '/budgets', { id: 'search-forecast', scope: { org: 'acme', project: 'search' }, period: 'daily', amount, enforcement: 'soft', alert_thresholds: [1000], forecast_thresholds: [100] });
     expect(created.status).toBe(201);
-    expect(Date.parse(String((created.json['current_period'] as Json)['end'])) % DAY_MS).toBe(0);
+    expect(msLeftInUtcDay(Date.parse(String((created.json['current_period'] as Json)['end'])))).toBe(86_400_000);
     const client = gw.client({ apiKey: SEARCH_KEY });
     const forecastEvent = () => events.find((e) => e.budgetId === 'search-forecast' && e.kind === budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST);
     // A settle within the first 86 ms of the budget projects nothing: requests until one has.
@@ -157,5 +156,5 @@ describe('budget forecasts', () => {
     // Once per period: more requests publish no second forecast for the threshold.
     await client.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] });
     expect(events.filter((e) => e.budgetId === 'search-forecast' && e.kind === budgetv1.BudgetEventKind.BUDGET_EVENT_KIND_FORECAST)).toHaveLength(1);
-  }, 90_000 + 6 * 60_000);
+  }, 90_000 + CLEAR_OF_UTC_MIDNIGHT_MS);
 });

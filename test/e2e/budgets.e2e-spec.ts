@@ -10,6 +10,7 @@ import { sharedRedisUrl } from '../support/infra/shared-infra';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY, TEST_DEV_KEY } from '../support/test-config';
+import { CLEAR_OF_UTC_MIDNIGHT_MS, clearOfUtcMidnight } from '../support/utc-day';
 
 function withBudgets(list: unknown[], redis = false, settings: Record<string, unknown> = {}): (doc: Record<string, unknown>) => void {
   return (doc) => {
@@ -75,6 +76,9 @@ async function chatExchangesEnded(url: string): Promise<number> {
   for (const line of text.split('\n')) if (line.startsWith('openrouter_http_requests_total{') && line.includes('route="/v1/chat/completions"')) total += Number(line.split(' ').pop());
   return total;
 }
+
+// Spend and reads on the day's (and month's) periods, in real time: not across midnight.
+beforeAll(() => clearOfUtcMidnight(), CLEAR_OF_UTC_MIDNIGHT_MS);
 
 describe('budgets through the gateway', () => {
   describe('a hard budget on a real Redis', () => {

@@ -5,6 +5,7 @@ import { RedisServer } from '../support/infra/redis';
 import { waitFor } from '../support/infra/wait-for';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { TEST_ADMIN_KEY } from '../support/test-config';
+import { CLEAR_OF_UTC_MIDNIGHT_MS, clearOfUtcMidnight } from '../support/utc-day';
 
 const SECRET = 'key-self-e2e-hash-secret';
 const CONFIG_KEY = 'sk-or-v1-key-self-e2e-config-key-000000000000';
@@ -55,6 +56,9 @@ async function refusal(gw: TestGateway, apiKey: string): Promise<InstanceType<ty
   if (!(error instanceof OpenAI.APIError)) throw new Error(`expected an API error, got ${String(error)}`);
   return error;
 }
+
+// Spend and reads on the day's (and month's) periods, in real time: not across midnight.
+beforeAll(() => clearOfUtcMidnight(), CLEAR_OF_UTC_MIDNIGHT_MS);
 
 describe('GET /v1/key: a key reads itself', () => {
   let gw: TestGateway;

@@ -4,6 +4,7 @@ import { queryRows } from '../support/infra/clickhouse';
 import { waitFor } from '../support/infra/wait-for';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { CLEAR_OF_UTC_MIDNIGHT_MS, clearOfUtcMidnight } from '../support/utc-day';
 
 const SECRET = 'open-router-development-secret';
 const keys = {
@@ -30,9 +31,13 @@ function sum(values: Iterable<string>): string {
   return moneyText(total);
 }
 
+// Spend and reads on the day's (and month's) periods, in real time: not across midnight.
+beforeAll(() => clearOfUtcMidnight(), CLEAR_OF_UTC_MIDNIGHT_MS);
+
 describe('usage reports through the admin API', () => {
   let gw: TestGateway;
-  const month = new Date().toISOString().slice(0, 7);
+  // Read once the run is clear of midnight (the file's first hook).
+  let month = '';
 
   const get = async (path: string, key = TEST_ADMIN_KEY): Promise<{ status: number; body: unknown; text: string; type: string | null }> => {
     const response = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
@@ -47,6 +52,7 @@ describe('usage reports through the admin API', () => {
   };
 
   beforeAll(async () => {
+    month = new Date().toISOString().slice(0, 7);
     gw = await startTestGateway({
       configure: (doc) => {
         doc['access'] = {

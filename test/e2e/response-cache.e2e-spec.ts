@@ -9,6 +9,7 @@ import { sharedRedisUrl } from '../support/infra/shared-infra';
 import { waitFor } from '../support/infra/wait-for';
 import { TEST_ADMIN_KEY } from '../support/test-config';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { CLEAR_OF_UTC_MIDNIGHT_MS, clearOfUtcMidnight } from '../support/utc-day';
 
 const SECRET = 'response-cache-e2e-hash-secret';
 /** Keys of the `search` project (the suite's client, a second one, one that may use the embeddings model only) and of the `ads` project. */
@@ -28,6 +29,9 @@ interface Row {
   stream: boolean;
   status: string;
 }
+
+// Spend and reads on the day's (and month's) periods, in real time: not across midnight.
+beforeAll(() => clearOfUtcMidnight(), CLEAR_OF_UTC_MIDNIGHT_MS);
 
 describe('the response cache end to end, through the official openai SDK', () => {
   let gw: TestGateway;

@@ -8,6 +8,7 @@ import { createClickHouse, type ClickHouseTarget } from '@openrouter/usage';
 import { startAlerting, type AlertingHandle } from '@openrouter/alerting';
 import { sharedKafkaBrokers, sharedRedisUrl } from '../support/infra/shared-infra';
 import { waitFor } from '../support/infra/wait-for';
+import { CLEAR_OF_UTC_MIDNIGHT_MS, clearOfUtcMidnight } from '../support/utc-day';
 import { usageTestConfig } from '../support/usage-fixtures';
 import { WebhookReceiver } from '../support/webhook-receiver';
 
@@ -41,6 +42,9 @@ function alertingConfig(base: GatewayConfig, hooks: WebhookReceiver, group: stri
  * Redis ledger at once publish each forecast threshold once to Kafka, and the alerting service,
  * reading the budget topic in its consumer group, notifies it worded as a forecast.
  */
+// Spend and reads on the day's (and month's) periods, in real time: not across midnight.
+beforeAll(() => clearOfUtcMidnight(), CLEAR_OF_UTC_MIDNIGHT_MS);
+
 describe('budget forecasts on Redis and Kafka', () => {
   let config: GatewayConfig;
   let hooks: WebhookReceiver;
