@@ -13,6 +13,8 @@ import { WebhookReceiver } from '../support/webhook-receiver';
 
 const logger = createLogger('alerting-handover-spec', 'silent');
 const LEASE_TTL_MS = 3_000;
+/** The error-rate rule's window (event time): a consumer a few seconds behind does not drain it while the test looks. */
+const WINDOW_MS = 4_000;
 
 interface Hook {
   status: string;
@@ -35,7 +37,7 @@ function alertingConfig(base: GatewayConfig, hookUrl: string, group: string, red
       bucketMs: 500,
       delivery: { initialBackoffMs: 50, maxBackoffMs: 200, maxAttempts: 3 },
       channels: [{ id: 'ops', kind: 'webhook', url: hookUrl }],
-      rules: [{ id: 'errors', kind: 'error_rate', scope: 'deployment', windowMs: 2_000, threshold: 0.4, minRequests: 10, cooldownMs }],
+      rules: [{ id: 'errors', kind: 'error_rate', scope: 'deployment', windowMs: WINDOW_MS, threshold: 0.4, minRequests: 10, cooldownMs }],
     },
   };
   return parseConfig(doc, {});
@@ -161,7 +163,7 @@ describe('alerting hands its undelivered notifications and cooldowns to the next
       alerts: [
         {
           fingerprint: 'errors:deployment=sim-mini',
-          rule: { id: 'errors', kind: 'error_rate' as const, scope: 'deployment' as const, windowMs: 2_000, threshold: 0.4, minRequests: 10, severity: 'warning' as const, channels: ['ops'], cooldownMs: 600_000 },
+          rule: { id: 'errors', kind: 'error_rate' as const, scope: 'deployment' as const, windowMs: WINDOW_MS, threshold: 0.4, minRequests: 10, severity: 'warning' as const, channels: ['ops'], cooldownMs: 600_000 },
           status: 'resolved' as const,
           labels: { deployment: 'sim-mini' },
           value: 0,
@@ -216,7 +218,14 @@ describe('alerting hands its undelivered notifications and cooldowns to the next
       { timeoutMs: 60_000, intervalMs: 500, what: 'the new replica to see the alert firing' },
     );
     const rounds = await metric(second.httpPort, 'openrouter_alert_evaluations_total');
-    await waitFor(async () => (await metric(second.httpPort, 'openrouter_alert_evaluations_total')) >= rounds + 3, { what: 'three more evaluation rounds' });
+    // Still failing meanwhile, so the window is not left to drain while the test waits.
+    await waitFor(
+      async () => {
+        await publish(config, true);
+        return (await metric(second.httpPort, 'openrouter_alert_evaluations_total')) >= rounds + 3;
+      },
+      { intervalMs: 100, what: 'three more evaluation rounds' },
+    );
     expect(await metric(second.httpPort, 'openrouter_alerts_firing', { rule: 'errors' })).toBe(1);
     expect(hooksOf('firing')).toHaveLength(1);
     await stop(second);

@@ -65,7 +65,9 @@ describe('alerting on every router replica (real gRPC servers, each with its own
       alerting: {
         // One address per replica, as a StatefulSet's pods or hosts without a shared name are listed.
         router: replicas.map((r) => r.address).join(','),
-        routerPollMs: 100,
+        // Each poll's calls get this long too (at most 5 s): a replica slow to answer on a loaded machine
+        // would otherwise count as not answering, and fire the unreachable-router rule.
+        routerPollMs: 2_000,
         evaluateIntervalMs: 100,
         delivery: { initialBackoffMs: 50, maxBackoffMs: 200, timeoutMs: 2_000 },
         channels: [{ id: 'ops', kind: 'webhook', url: hooks.url() }],
@@ -97,7 +99,7 @@ describe('alerting on every router replica (real gRPC servers, each with its own
   /** Every replica still up has been polled `rounds` more times, and the rules evaluated after. */
   const polledAgain = async (up: RouterReplica[], rounds = 2): Promise<void> => {
     const from = up.map((r) => r.polls);
-    await waitFor(() => up.every((r, i) => r.polls >= (from[i] ?? 0) + rounds), { timeoutMs: 10_000, what: 'polls of every replica up' });
+    await waitFor(() => up.every((r, i) => r.polls >= (from[i] ?? 0) + rounds), { timeoutMs: 20_000, what: 'polls of every replica up' });
     const text = async () => (await (await fetch(`http://127.0.0.1:${alerting.httpPort}/metrics`)).text()).match(/^openrouter_alert_evaluations_total\{[^}]*\} (\d+)/m)?.[1];
     const evaluated = Number(await text());
     await waitFor(async () => Number(await text()) >= evaluated + 2, { timeoutMs: 10_000, what: 'two more evaluations' });
@@ -135,7 +137,7 @@ describe('alerting on every router replica (real gRPC servers, each with its own
 
     // Back, with every breaker closed: all of it resolves.
     await c.start();
-    await waitFor(() => sent('router-down', 'resolved').length > 0 && sent('circuits', 'resolved').length > 0 && sent('circuits-majority', 'resolved').length > 0, { timeoutMs: 15_000, what: 'the resolutions' });
+    await waitFor(() => sent('router-down', 'resolved').length > 0 && sent('circuits', 'resolved').length > 0 && sent('circuits-majority', 'resolved').length > 0, { timeoutMs: 30_000, what: 'the resolutions' });
     expect(await metric('not_answering')).toBe(0);
     expect(sent('circuits', 'firing')).toHaveLength(1);
   });

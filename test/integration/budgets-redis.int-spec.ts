@@ -118,10 +118,11 @@ describe.each(subjects)('budget ledger on %s', (_name, make) => {
 
   it('returns the reservations of a process that died once they expire', async () => {
     const budget = line('crash:d', 1_000);
-    // The "crashed" process reserved everything and never settled.
-    expect((await ledger(0).reserve({ id: 'dead', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: 300 })).ok).toBe(true);
+    // The "crashed" process reserved everything and never settled; held 2 s, so it still holds at the
+    // next reserve on a slow machine.
+    expect((await ledger(0).reserve({ id: 'dead', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: 2_000 })).ok).toBe(true);
     expect((await ledger(1).reserve({ id: 'live', lines: [budget], worstMicros: 10, floorMicros: 10, ttlMs: 60_000 })).ok).toBe(false);
-    await waitFor(async () => (await ledger(1).reserve({ id: 'live', lines: [budget], worstMicros: 10, floorMicros: 10, ttlMs: 60_000 })).ok, { timeoutMs: 5_000, intervalMs: 50, what: 'the expired reservation to be returned' });
+    await waitFor(async () => (await ledger(1).reserve({ id: 'live', lines: [budget], worstMicros: 10, floorMicros: 10, ttlMs: 60_000 })).ok, { timeoutMs: 15_000, intervalMs: 50, what: 'the expired reservation to be returned' });
     expect((await ledger(0).read([budget.account]))[0]).toEqual({ spentMicros: 0, reservedMicros: 10 });
     // A late settle of the expired reservation still counts its spend, and returns nothing twice.
     await ledger(0).settle('dead', [budget], 400);

@@ -111,13 +111,15 @@ describe('coalesced misses across ingress replicas sharing one Redis (redis-serv
   });
 
   it('lets a waiter go once the claim of a leader that crashed expires (its cache.coalesceWaitMs), with nothing published', async () => {
-    // a claims for 400 ms, then "crashes": it loses Redis, so it renews, stores, abandons and publishes nothing.
-    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 400 }), replica()]);
+    // a claims for 2 s at a time (b's lookup, two round trips, must find it held even on a slow machine),
+    // b follows it, then a "crashes": it loses Redis, so it renews, stores, abandons and publishes nothing.
+    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 2_000 }), replica()]);
     const body = bodyOf();
     const leader = a.cache.plan('/v1/chat/completions', context, body, use);
     await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
-    a.redis.disconnect();
     const waiter = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b1');
+    await waiting(b.registry, 1);
+    a.redis.disconnect();
     await expect(waiter).resolves.toBeUndefined();
     expect(await b.redis.exists(claimKey(leader.id))).toBe(0);
     expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);
@@ -145,13 +147,13 @@ describe('coalesced misses across ingress replicas sharing one Redis (redis-serv
   }
 
   it('keeps the claim of a leader whose call outlasts cache.coalesceWaitMs: a request arriving at another replica then waits for it, and is a hit', async () => {
-    // The claim lives 600 ms at a time; a's provider call takes longer than that.
-    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 600 }), replica()]);
+    // The claim lives 3 s at a time (a stalled renewal does not let it lapse); a's provider call takes longer than that.
+    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 3_000 }), replica()]);
     const body = bodyOf();
     const leader = a.cache.plan('/v1/chat/completions', context, body, use);
     await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
     const token = (await a.redis.get(claimKey(leader.id))) ?? '';
-    // Four renewals, every 200 ms: the claim is well past the 600 ms it was made for, and still a's.
+    // Four renewals, every second: the claim is past the 3 s it was made for, and still a's.
     await renewed(a.redis, leader.id, token, 4);
 
     // Arriving now, b's request follows a's flight instead of leading one (and calling the provider) itself.
@@ -168,41 +170,43 @@ describe('coalesced misses across ingress replicas sharing one Redis (redis-serv
   });
 
   it('lets a waiter go on by itself at its own cache.coalesceWaitMs while the leader, still running, keeps its claim', async () => {
-    // b waits at most 500 ms; a leads for longer than that, its claim renewed meanwhile.
-    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 300 }), replica({ coalesceWaitMs: 500 })]);
+    // b waits at most 1 s; a leads for longer than that. Its claim lives 3 s at a time, so a stall cannot
+    // let it lapse meanwhile (that it outlives its own time to live is the test above's).
+    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 3_000 }), replica({ coalesceWaitMs: 1_000 })]);
     const body = bodyOf();
     const leader = a.cache.plan('/v1/chat/completions', context, body, use);
     await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
     const token = (await a.redis.get(claimKey(leader.id))) ?? '';
     const arrived = Date.now();
     await expect(b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b1')).resolves.toBeUndefined();
-    expect(Date.now() - arrived).toBeGreaterThanOrEqual(450);
+    expect(Date.now() - arrived).toBeGreaterThanOrEqual(950);
     expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);
-    // a still leads: its claim outlived b's wait and its own 300 ms, and is still its own.
+    // a still leads: its claim outlived b's wait, and is still its own.
     expect(await a.redis.get(claimKey(leader.id))).toBe(token);
     a.cache.abandon(leader);
     await waitFor(async () => (await a.redis.exists(claimKey(leader.id))) === 0, { what: 'the claim released' });
   });
 
   it("gives each waiter its own cache.coalesceWaitMs: the first one's end does not let go of a later one while the leader still holds its claim", async () => {
-    // a's claim lives 300 ms at a time, renewed every 100 ms while its call runs; b's requests wait 2 s each.
-    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 300 }), replica({ coalesceWaitMs: 2_000 })]);
+    // a's claim lives 3 s at a time, renewed every second while its call runs; b's requests wait 5 s each:
+    // room, on a slow machine too, for the second to arrive before the first's end, and to store after it.
+    const [a, b] = await Promise.all([replica({ coalesceWaitMs: 3_000 }), replica({ coalesceWaitMs: 5_000 })]);
     const body = bodyOf();
     const leader = a.cache.plan('/v1/chat/completions', context, body, use);
     await expect(a.cache.lookup(leader, 'a1')).resolves.toBeUndefined();
     const token = (await a.redis.get(claimKey(leader.id))) ?? '';
 
-    // b's first request follows a's flight; its second arrives some 600 ms later (six renewals of a's claim), both still waiting.
+    // b's first request follows a's flight; its second arrives some 3 s later (three renewals of a's claim), both still waiting.
     const first = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b1');
     await waiting(b.registry, 1);
-    await renewed(a.redis, leader.id, token, 6);
+    await renewed(a.redis, leader.id, token, 3);
     const second = b.cache.lookup(b.cache.plan('/v1/chat/completions', context, body, use), 'b2');
     await waiting(b.registry, 2);
 
     // The first goes on by itself at the end of its own wait (a miss); a still leads, its claim its own.
     await expect(first).resolves.toBeUndefined();
     expect(await a.redis.get(claimKey(leader.id))).toBe(token);
-    // The second, with some 600 ms of its own wait left, is still waiting, and is answered from a's entry.
+    // The second, with some 3 s of its own wait left, is still waiting, and is answered from a's entry.
     a.cache.storeCompletion(leader, origin, answer, 'a1');
     await expect(second).resolves.toMatchObject(origin);
     expect(await metric(b.registry, 'openrouter_cache_requests_total', 'miss')).toBe(1);

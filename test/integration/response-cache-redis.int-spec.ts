@@ -74,13 +74,17 @@ describe('the response cache on Redis (redis-server), shared by two ingress repl
 
   it('misses once an entry has outlived its TTL', async () => {
     const [a, b] = await Promise.all([replica(), replica()]);
-    const headers = { 'x-openrouter-cache': 'use', 'x-openrouter-cache-ttl': '1' };
+    // 3 s: long enough for the other replica to be served from it first, on a slow machine too.
+    const headers = { 'x-openrouter-cache': 'use', 'x-openrouter-cache-ttl': '3' };
     const plan = a.cache.plan('/v1/chat/completions', context, { ...body, temperature: 0 }, headers);
+    const key = `${prefix}cache:${plan.id}`;
     a.cache.storeCompletion(plan, origin, answer, 'r1');
-    await waitFor(async () => (await b.cache.lookup(plan, 'r2')) !== undefined, { what: 'the entry, stored' });
-    // Redis expires it after a second; no fixed wait: until the other replica misses.
-    await waitFor(async () => (await b.cache.lookup(plan, 'r3')) === undefined, { timeoutMs: 10_000, intervalMs: 100, what: 'the entry to expire' });
-    expect(await a.redis.exists(`${prefix}cache:${plan.id}`)).toBe(0);
+    // Waited for in Redis, not by lookups: a lookup that missed would make b lead, and the next one wait behind it.
+    await waitFor(async () => (await a.redis.exists(key)) === 1, { what: 'the entry in Redis' });
+    await expect(b.cache.lookup(plan, 'r2')).resolves.toMatchObject(origin);
+    // Redis expires it after its TTL; no fixed wait: until the other replica misses.
+    await waitFor(async () => (await b.cache.lookup(plan, 'r3')) === undefined, { timeoutMs: 15_000, intervalMs: 100, what: 'the entry to expire' });
+    expect(await a.redis.exists(key)).toBe(0);
   });
 
   it('serves uncached when Redis cannot be reached: no error, counted as error', async () => {

@@ -262,7 +262,8 @@ describe('budgets created at run time, in Redis (redis-server)', () => {
     closing.push(ledger);
     const now = Date.now();
     const { line } = accountAt(budgetSchema.parse({ id: 'b', scope: { org: 'acme' }, period: 'daily', amount: '1' }), now);
-    await ledger.reserve({ id: 'short', lines: [line], worstMicros: 300, floorMicros: 300, ttlMs: 100 });
+    // Long enough to still count after the three round trips below on a slow machine; its expiry is waited for.
+    await ledger.reserve({ id: 'short', lines: [line], worstMicros: 300, floorMicros: 300, ttlMs: 2_000 });
     await ledger.reserve({ id: 'long', lines: [line], worstMicros: 200, floorMicros: 200, ttlMs: 60_000 });
     await ledger.settle('settled', [line], 50);
     expect(await ledger.standing([line.account, 'other:2025-01'])).toEqual([

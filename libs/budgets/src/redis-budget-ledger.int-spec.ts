@@ -53,10 +53,12 @@ describe('the Redis budget ledger (redis-server)', () => {
   it('keeps a renewed reservation past its first expiry, and never renews a settled one', async () => {
     const [holder, other] = [replica(), replica()];
     const budget = line('renew:d', 1_000);
-    const reservedAt = await redisNow();
-    expect(await holder.reserve({ id: 'long', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: 400 })).toEqual({ ok: true, amountMicros: 1_000 });
+    // Held 2 s at first: long enough for the renewal to reach it on a slow machine.
+    expect(await holder.reserve({ id: 'long', lines: [budget], worstMicros: 1_000, floorMicros: 1_000, ttlMs: 2_000 })).toEqual({ ok: true, amountMicros: 1_000 });
     expect(await holder.renew('long', 60_000)).toBe(true);
-    await until(async () => (await redisNow()) > reservedAt + 800, 'the first expiry to pass');
+    // Read after the reserve ran: its first expiry lies before this plus 2 s.
+    const renewedAt = await redisNow();
+    await until(async () => (await redisNow()) > renewedAt + 2_000, 'the first expiry to pass');
     expect(await other.sweep()).toBe(0);
     expect((await other.reserve({ id: 'late', lines: [budget], worstMicros: 10, floorMicros: 10, ttlMs: 60_000 })).ok).toBe(false);
     // Settled, it is no longer held: a renewal after it changes nothing and adds no expiry back.

@@ -379,21 +379,20 @@ describe('a gray release judged on the fleet’s calls, shared through Redis (re
     const redis = new Redis(redisUrl());
     try {
       // A short window, so that the marks of the replicas that left expire within the test; long
-      // enough (their marks live two windows) that all fifty are still there when counted on a busy machine.
-      const counted = { id: 'gr', windowMs: 1_500 };
+      // enough (their marks live two windows, 5 s) that all fifty are still there when counted on a busy machine.
+      const counted = { id: 'gr', windowMs: 2_500 };
       const deltas = emptyArmCounts();
       deltas.canary.set(1_000, new Map([[0, 1]]));
       const buckets = { oldest: 981, newest: 1_000 };
       const departed = Array.from({ length: 50 }, (_, i) => `departed-${i}`);
-      for (const id of departed) await new RedisGrayReleaseStore(redis, keyPrefix, id).shareCounts(counted, { seq: 1, deltas }, buckets);
-      /** How many keys under the prefix name a departed replica, or hold a field named after one. */
+      // All at once, as replicas share, and in a few round trips: little time passes before they are counted.
+      await Promise.all(departed.map((id) => new RedisGrayReleaseStore(redis, keyPrefix, id).shareCounts(counted, { seq: 1, deltas }, buckets)));
+      /** How many keys under the prefix name a departed replica, or hold a field named after one (read in three round trips). */
       const traces = async (): Promise<number> => {
-        let found = 0;
-        for (const key of await redis.keys(`${keyPrefix}*`)) {
-          const names = (await redis.type(key)) === 'hash' ? [key, ...(await redis.hkeys(key))] : [key];
-          found += names.filter((name) => departed.some((id) => name.endsWith(id))).length;
-        }
-        return found;
+        const keys = await redis.keys(`${keyPrefix}*`);
+        const types = await Promise.all(keys.map((key) => redis.type(key)));
+        const names = await Promise.all(keys.map(async (key, i) => (types[i] === 'hash' ? [key, ...(await redis.hkeys(key))] : [key])));
+        return names.flat().filter((name) => departed.some((id) => name.endsWith(id))).length;
       };
       expect(await traces()).toBe(departed.length);
       // Another replica goes on sharing meanwhile: its batches keep its own mark, not the others'.
@@ -402,7 +401,7 @@ describe('a gray release judged on the fleet’s calls, shared through Redis (re
       await until(async () => {
         await live.shareCounts(counted, { seq: ++seq, deltas }, buckets);
         return (await traces()) === 0;
-      }, "the marks of the replicas that left to expire");
+      }, "the marks of the replicas that left to expire", 30_000);
       const mark = sharedCountsKeys(keyPrefix, counted).applied('live');
       expect(await redis.get(mark)).toBe(String(seq));
       const ttl = await redis.pttl(mark);
