@@ -217,7 +217,8 @@ describe('batches through the gateway', () => {
   });
 
   it('cancels a running batch: no line starts after, and it ends with the answers it has and the rest in its error file', async () => {
-    gw.sim.configure({ latencyMs: 400 });
+    // Two lines a second: the cancel, sent once one is answered, comes some 9 s before the last would start.
+    gw.sim.configure({ latencyMs: 1_000 });
     const inputFileId = await upload(Array.from({ length: 20 }, (_, i) => chatLine(`line-${i}`, `question ${i}`)));
     const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
     await waitFor(async () => ((await client.batches.retrieve(created.id)).request_counts?.completed ?? 0) >= 1 || undefined, { timeoutMs: 30_000, intervalMs: 20, what: 'a first line answered' });
@@ -239,7 +240,8 @@ describe('batches through the gateway', () => {
   });
 
   it('sees a cancel while its lines in flight take long, and starts no line after it', async () => {
-    gw.sim.configure({ latencyMs: 1_500 });
+    // Longer than the reads and the cancel below take on a slow machine: the lines are still in flight.
+    gw.sim.configure({ latencyMs: 5_000 });
     const inputFileId = await upload(Array.from({ length: 3 }, (_, i) => chatLine(`slow-${i}`, `slow question ${i}`)));
     const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
     // Both of the replica's line slots (batches.concurrency 2) hold a slow line; nothing has been answered yet.
@@ -257,7 +259,8 @@ describe('batches through the gateway', () => {
       const response = await fetch(`${gw.url}${path}`, { method, headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
       return { status: response.status, body: (await response.json()) as AdminAnswer };
     };
-    gw.sim.configure({ latencyMs: 300 });
+    // Twenty lines two at a time, 3 s each: still running (some 30 s) when the admin calls below cancel it.
+    gw.sim.configure({ latencyMs: 3_000 });
     const inputFileId = await upload(Array.from({ length: 20 }, (_, i) => chatLine(`admin-${i}`, `question ${i}`)));
     const created = await client.batches.create({ input_file_id: inputFileId, endpoint: '/v1/chat/completions', completion_window: '24h' });
 

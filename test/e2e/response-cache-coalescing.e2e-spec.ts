@@ -154,6 +154,8 @@ describe('identical cacheable requests arriving together (coalesced misses), thr
   });
 
   it('stops waiting for a client that leaves, and bills it nothing', async () => {
+    // Longer than the waiter takes to arrive, be seen waiting and leave on a slow machine: all before the first is answered.
+    gw.sim.configure({ latencyMs: 5_000 });
     const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: `Name a river (${randomBytes(4).toString('hex')}).` }] };
     const [leaderId, waiterId] = requestIds('abort');
     const leader = client.chat.completions.create(body, { headers: { ...use, 'x-request-id': leaderId } }).withResponse();

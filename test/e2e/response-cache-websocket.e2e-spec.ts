@@ -259,8 +259,9 @@ describe('the response cache for chat requests on a WebSocket (GET /v1/ws), besi
   });
 
   it('coalesces identical requests arriving together over HTTP and sockets, and bills a socket\'s request cancelled while it waited nothing', async () => {
-    // Long enough for every request sent together to arrive while the first one's provider call is still out.
-    gw.sim.configure({ latencyMs: 1_500 });
+    // Long enough for the socket to open, its two requests to be seen waiting and one cancelled while
+    // the first one's provider call is still out, on a slow machine too.
+    gw.sim.configure({ latencyMs: 5_000 });
     const body = bodyOf('Name a prime between 10 and 20.');
     const leader = client.chat.completions.create(body, { headers: use }).withResponse();
     await gw.sim.waitForRequest((r) => r.path.endsWith('/chat/completions'), 10_000);

@@ -140,8 +140,8 @@ describe('access layer on a real Redis', () => {
     afterAll(async () => Promise.all([a?.close(), b?.close()]));
 
     it('admits concurrent requests on both replicas only while their prompts and max_tokens fit, and keeps only what their answers used', async () => {
-      // Each answer takes a second: the six requests are in flight together.
-      for (const gw of [a, b]) gw.sim.configure({ latencyMs: 1_000 });
+      // Each answer takes two seconds: the six requests are all admitted (or refused) before the first settles.
+      for (const gw of [a, b]) gw.sim.configure({ latencyMs: 2_000 });
       const body = { ...chat, max_tokens: 400 };
       const statuses = await Promise.all(Array.from({ length: 6 }, (_, i) => post(`${(i % 2 ? b : a).baseURL}/chat/completions`, KEY, body)));
       // About 410 tokens each: two fit in 1,000, whichever replica admitted them.

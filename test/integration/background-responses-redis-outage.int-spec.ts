@@ -60,8 +60,9 @@ describe('background responses through a Redis outage', () => {
 
   it('refuses to queue, read or cancel with 503 while Redis is away, and runs every response queued before it once it is back', async () => {
     const client = gw.client();
-    // The first run's provider call outlasts the moment Redis goes.
-    gw.sim.configure({ latencyMs: 3_000 });
+    // The first run's provider call outlasts the moment Redis goes, even when the steps before it are
+    // slow (within the provider timeout, 10 s).
+    gw.sim.configure({ latencyMs: 6_000 });
     const first = await client.responses.create({ model: 'gpt-4o-mini', input: 'First, running when Redis goes.', background: true });
     await waitFor(() => callsFor('First').length === 1 || undefined, { timeoutMs: 10_000, intervalMs: 10, what: 'the first run to reach the provider' });
     const second = await client.responses.create({ model: 'gpt-4o-mini', input: 'Second, queued behind it.', background: true });
@@ -89,7 +90,7 @@ describe('background responses through a Redis outage', () => {
     }
 
     // The first run is answered while Redis is away: its answer cannot be stored yet.
-    await waitFor(async () => (await failedToStore()) === 1 || undefined, { timeoutMs: 10_000, intervalMs: 50, what: 'the first run’s answer to fail to be stored' });
+    await waitFor(async () => (await failedToStore()) === 1 || undefined, { timeoutMs: 20_000, intervalMs: 50, what: 'the first run’s answer to fail to be stored' });
     expect(callsFor('First')).toEqual([expect.objectContaining({ outcome: 'completed' })]);
     expect((await fetch(`${gw.url}/health`)).status).toBe(200);
     gw.sim.configure({ latencyMs: 0 });

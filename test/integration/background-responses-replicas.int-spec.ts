@@ -22,11 +22,17 @@ const SEARCH_KEY = 'sk-or-v1-bg-int-search-0000000000000000';
 const SEARCH_OTHER_KEY = 'sk-or-v1-bg-int-search-1111111111111111';
 const ADS_KEY = 'sk-or-v1-bg-int-ads-000000000000000000000';
 const PREFIX = 'background-replicas:';
-const LEASE_MS = 1_000;
-/** Longer than a first retry's wait (0.5 to 1 s), so that a run waiting to try again is still waiting when its replica's grace begins. */
-const GRACE_MS = 2_000;
-/** A provider call that outlasts the lease several times, the shutdown grace, and the checks made while it runs (within the provider timeout, 10 s). */
-const SLOW_MS = 6_000;
+/**
+ * Renewed every third of it: a replica stalled (GC, a loaded machine) for under two thirds of it keeps
+ * its claim. No test waits for a claim to lapse: a stopping replica lets its claims go.
+ */
+const LEASE_MS = 5_000;
+/** The shutdown grace: over three renewals of a claim, so that a stopping replica is seen renewing its run's claim. */
+const GRACE_MS = 6_000;
+/** A provider call that outlasts the lease, the shutdown grace, and the checks made while it runs (within the provider timeout, PROVIDER_TIMEOUT_MS). */
+const SLOW_MS = 20_000;
+/** The replicas' provider timeout (the tests' usual one is 10 s): longer than SLOW_MS. */
+const PROVIDER_TIMEOUT_MS = 30_000;
 
 const PENDING = ['queued', 'in_progress'];
 
@@ -96,6 +102,8 @@ describe('background responses on two replicas sharing one Redis', () => {
     redis = await RedisServer.start();
     const shared = (doc: Record<string, unknown>): void => {
       doc['ingress'] = { ...(doc['ingress'] as object), limits: { shutdownGraceMs: GRACE_MS } };
+      const providers = doc['providers'] as { simulated: object };
+      doc['providers'] = { ...providers, simulated: { ...providers.simulated, timeoutMs: PROVIDER_TIMEOUT_MS } };
       doc['access'] = {
         ...(doc['access'] as object),
         keyHashSecret: SECRET,
@@ -129,8 +137,8 @@ describe('background responses on two replicas sharing one Redis', () => {
   });
 
   it('shows a response queued on one replica on the other, to every key of the project and to no other, and runs it once', async () => {
-    // Slow enough that it is still pending when the other replica is asked.
-    for (const gw of both()) gw.sim.configure({ latencyMs: 800 });
+    // Slow enough that it is still pending when the other replica is asked, on a slow machine too.
+    for (const gw of both()) gw.sim.configure({ latencyMs: 3_000 });
     const onA = a.client({ apiKey: SEARCH_KEY });
     const onB = b.client({ apiKey: SEARCH_OTHER_KEY });
     const queued = await onA.responses.create({ model: 'gpt-4o-mini', input: 'Name a river.', background: true, metadata: { job: 'shared' } });
@@ -165,12 +173,12 @@ describe('background responses on two replicas sharing one Redis', () => {
     const onOther = other.client({ apiKey: SEARCH_OTHER_KEY });
     expect((await onOther.responses.retrieve(queued.id)).status).toBe('in_progress');
 
-    // Its replica renews its claim (every third of its lease): after two leases' worth of renewals
-    // seen in Redis, the claim is still its own and the other has not taken it over.
+    // Its replica renews its claim (every third of its lease): after five renewals seen in Redis (over
+    // a lease since the first), the claim is still its own and the other has not taken it over.
     const claimed = await claimOf(queued.id);
     expect(claimed).toEqual(expect.any(String));
     const claim = await watchClaim(queued.id);
-    await waitFor(() => renewals(claim) >= 6 || undefined, { timeoutMs: 10_000, intervalMs: 20, what: 'the claim to be renewed over two leases' });
+    await waitFor(() => renewals(claim) >= 5 || undefined, { timeoutMs: 20_000, intervalMs: 20, what: 'the claim to be renewed past a lease' });
     expect(await claimOf(queued.id)).toBe(claimed);
     expect(claim).not.toContain('expired');
     expect(chatCalls(other)).toEqual([]);
@@ -234,10 +242,11 @@ describe('background responses on two replicas sharing one Redis', () => {
   it('lets a response go at once when its replica stops while it waits to try it again, so that the other runs it', async () => {
     c = await startTestGateway({ configure });
     const live = [a, b, c].filter((gw) => !closed.has(gw));
-    // Every provider call fails with a 503: a run waits (0.5 to 1 s) and tries again.
+    // Every provider call is refused with a 429 asking for 30 s: a run waits that long to try again,
+    // far longer than the checks below take before its replica stops.
     for (const gw of live) {
       gw.sim.reset();
-      gw.sim.configure({ faults: [{ kind: 'http_error', status: 503, path: 'chat' }] });
+      gw.sim.configure({ faults: [{ kind: 'http_error', status: 429, retryAfterSeconds: 30, path: 'chat' }] });
     }
     const queued = await c.client({ apiKey: SEARCH_KEY }).responses.create({ model: 'gpt-4o-mini', input: 'Try me again.', background: true });
     const holder = await waitFor(() => live.find((gw) => chatCalls(gw).some((r) => r.outcome !== 'pending')), { timeoutMs: 10_000, intervalMs: 5, what: 'the first attempt to be refused' });
@@ -263,10 +272,10 @@ describe('background responses on two replicas sharing one Redis', () => {
     d = await startTestGateway({ configure });
     const live = [a, b, c, d].filter((gw): gw is TestGateway => gw !== undefined && !closed.has(gw));
     expect(live).toHaveLength(2);
-    // A stream of 400 tokens at 40 a second: still streaming when its replica stops.
+    // A stream of 800 tokens at 40 a second (20 s): still streaming when its replica stops, after its grace.
     for (const gw of live) {
       gw.sim.reset();
-      gw.sim.configure({ completionTokens: 400, tokensPerSecond: 40 });
+      gw.sim.configure({ completionTokens: 800, tokensPerSecond: 40 });
     }
     const [first] = live as [TestGateway, TestGateway];
     const stream = await first.client({ apiKey: SEARCH_KEY }).responses.create({ model: 'gpt-4o-mini', input: 'Survive mid-stream.', background: true, stream: true });
