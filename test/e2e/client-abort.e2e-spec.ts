@@ -88,11 +88,17 @@ const streamed: Call = async (client, options) => {
 };
 
 /**
+ * The simulated provider's latency: the client must leave before the answer comes, even after a
+ * stall of seconds on a loaded machine. Only `complete` waits it out (a few seconds a request).
+ */
+const PROVIDER_LATENCY_MS = 5_000;
+
+/**
  * Sends `call` with the simulated provider slow to answer, and has its client leave once the
  * provider has the call; returns how the provider call ended and the request's usage row.
  */
 async function abandoned(gw: TestGateway, requestId: string, call: Call): Promise<{ outcome: string; row: Row }> {
-  gw.sim.configure({ latencyMs: 1_500 });
+  gw.sim.configure({ latencyMs: PROVIDER_LATENCY_MS });
   try {
     const before = gw.sim.requests().length;
     const client = new AbortController();
@@ -103,7 +109,7 @@ async function abandoned(gw: TestGateway, requestId: string, call: Call): Promis
     const ended = await waitFor(() => {
       const request = gw.sim.requests()[before];
       return request && request.outcome !== 'pending' ? request : undefined;
-    }, { timeoutMs: 10_000, what: 'the provider call to end' });
+    }, { timeoutMs: 30_000, what: 'the provider call to end' });
     return { outcome: ended.outcome, row: await rowOf(gw, requestId) };
   } finally {
     gw.sim.configure({ latencyMs: 0 });

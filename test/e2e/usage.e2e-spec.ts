@@ -266,7 +266,9 @@ describe('a request the client abandons while the provider works on it, before a
   });
 
   it('lets an abandoned embeddings call finish and records what the provider reported, as cancelled', async () => {
-    gw.sim.configure({ latencyMs: 1_500 });
+    // The client must leave before the answer comes, even after a stall of seconds on a loaded
+    // machine (the call then runs on to its answer: the test waits this out).
+    gw.sim.configure({ latencyMs: 5_000 });
     try {
       const requestId = 'abandoned-embedding';
       const before = gw.sim.requests().length;
@@ -279,7 +281,7 @@ describe('a request the client abandons while the provider works on it, before a
       const served = await waitFor(() => {
         const request = gw.sim.requests()[before];
         return request && request.outcome !== 'pending' ? request : undefined;
-      }, { timeoutMs: 10_000, what: 'the provider call to end' });
+      }, { timeoutMs: 30_000, what: 'the provider call to end' });
       expect(served.outcome).toBe('completed');
       const [row] = await usageRowsOf<{ status: string; cancelled: boolean; operation: string; served_model: string; provider: string; prompt_tokens: number; tokens_estimated: boolean; cost: string; http_status: number; attempt_status: string }>(gw, 'status, cancelled, operation, served_model, provider, prompt_tokens, tokens_estimated, toString(cost) AS cost, http_status, attempts.status[-1] AS attempt_status', requestId);
       // The provider's own count, not an estimate.

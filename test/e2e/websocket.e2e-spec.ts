@@ -416,8 +416,9 @@ describe('WebSocket API', () => {
     const issued = await fetch(`${gw.url}/admin/v1/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'socket to rotate', org: 'default' }) }).then(async (r) => (await r.json()) as { id: string; key: string });
     const old = await Client.open(url, { key: issued.key });
     const oldClosed = closeOf(old);
-    // The shortest grace the admin API gives (0 refuses the old secret at once).
-    const rotated = await fetch(`${gw.url}/admin/v1/keys/${issued.id}/rotate`, { method: 'POST', headers: admin, body: JSON.stringify({ grace_seconds: 1 }) });
+    // A short grace, yet long enough that the answer still names its end (given only while it is
+    // in the future) on a slow machine.
+    const rotated = await fetch(`${gw.url}/admin/v1/keys/${issued.id}/rotate`, { method: 'POST', headers: admin, body: JSON.stringify({ grace_seconds: 5 }) });
     expect(rotated.status).toBe(200);
     const { key: next, previous_key_expires_at: graceEnd } = (await rotated.json()) as { key: string; previous_key_expires_at: string };
     const fresh = await Client.open(url, { key: next });
@@ -503,11 +504,16 @@ function startWithRequestSettings(settings: Record<string, number>, keys: Array<
 }
 
 describe('WebSocket liveness and shutdown', () => {
+  /**
+   * Short, so a dead socket is cut within seconds, but longer than a stall of the loaded machine:
+   * after one, Node may run the heartbeat before it reads a pong that came in meanwhile.
+   */
+  const HEARTBEAT_MS = 3_000;
   let gw: TestGateway;
   let url: string;
 
   beforeAll(async () => {
-    gw = await startWithRequestSettings({ webSocketHeartbeatMs: 1_000 });
+    gw = await startWithRequestSettings({ webSocketHeartbeatMs: HEARTBEAT_MS });
     url = `${gw.url.replace('http', 'ws')}/v1/ws`;
   });
   afterAll(async () => gw?.close());
@@ -533,11 +539,12 @@ describe('WebSocket liveness and shutdown', () => {
     const reader = readAtPace(transportOf(client), 200_000);
     try {
       client.send({ type: 'chat.completions', id: 'slow', body: { model: 'gpt-4o-mini', stream: true, max_tokens: 40_000, messages: [{ role: 'user', content: 'a long answer, read slowly' }] } });
-      // 200 kB/s for four heartbeats: behind the backlog, the ping of a beat takes far longer than one to come back.
-      await waitFor(() => reader.received() > 800_000 || client.socket.readyState !== WebSocket.OPEN || undefined, { what: '800 kB read slowly' });
+      // 200 kB/s for two heartbeats: behind the backlog, the ping of a beat takes far longer than one to come back.
+      const slowBytes = (2 * HEARTBEAT_MS * 200_000) / 1000;
+      await waitFor(() => reader.received() > slowBytes || client.socket.readyState !== WebSocket.OPEN || undefined, { what: `${slowBytes} bytes read slowly` });
       expect(client.socket.readyState).toBe(WebSocket.OPEN);
-      // Then 3 MB/s to the end: the megabytes the OS holds once the gateway sent everything also take longer than a beat.
-      reader.pace(3_000_000);
+      // Then 3 MB a beat to the end: the megabytes the OS holds once the gateway sent everything also take longer than a beat.
+      reader.pace((3_000_000 * 1000) / HEARTBEAT_MS);
       await client.until((frames) => client.socket.readyState !== WebSocket.OPEN || frames.some((f) => f.id === 'slow' && (f.type === 'done' || f.type === 'error')), 60_000);
       expect(client.of('slow').at(-1)?.type).toBe('done');
       expect(client.socket.readyState).toBe(WebSocket.OPEN);

@@ -12,6 +12,8 @@ import { SIMULATED_PROVIDERS } from '../support/simulated-providers';
  * its simulator is reached in SIMULATED_PROVIDERS.
  */
 const KEY = 'conformance-secret';
+/** A call's headers and body timeout: far above a slow answer on a loaded machine (only the timeout test sets a short one). */
+const CALL_MS = 10_000;
 const PIXEL = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
 const weather = {
   type: 'function',
@@ -52,7 +54,7 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
   });
   beforeEach(() => sim.reset());
 
-  const call = <T>(request: T) => ({ requestId: 'req-conformance', upstreamModel: profile.chatModel, request, timeoutMs: 1_500, signal: new AbortController().signal });
+  const call = <T>(request: T) => ({ requestId: 'req-conformance', upstreamModel: profile.chatModel, request, timeoutMs: CALL_MS, signal: new AbortController().signal });
   const chat = (body: Record<string, unknown>, on: ProviderAdapter = adapter) =>
     collect(on.chat(call(parseChatRequest({ model: 'public-id', messages: [{ role: 'user', content: 'Say hello' }], ...body }))));
 
@@ -230,7 +232,7 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
   if (embeddings) {
     it(`embeds text with ${embeddings}`, async () => {
       const { request } = parseEmbeddingRequest({ model: 'public-id', input: ['first text', 'second text'], dimensions: 256 });
-      const response = await adapter.embed({ requestId: 'req-e', upstreamModel: embeddings, request, timeoutMs: 1_500, signal: new AbortController().signal });
+      const response = await adapter.embed({ requestId: 'req-e', upstreamModel: embeddings, request, timeoutMs: CALL_MS, signal: new AbortController().signal });
       expect(response.data).toHaveLength(2);
       expect(response.data[0]?.vectorF32le.length).toBe(256 * 4);
       expect(response.usage?.promptTokens).toBeGreaterThan(0);
@@ -238,7 +240,7 @@ describe.each(PROVIDER_TYPES.map((type) => [type] as const))('provider family %s
   } else {
     it('refuses embeddings with a clear bad request', async () => {
       const { request } = parseEmbeddingRequest({ model: 'public-id', input: 'text' });
-      const error = await failure(() => adapter.embed({ requestId: 'req-e', upstreamModel: profile.chatModel, request, timeoutMs: 1_500, signal: new AbortController().signal }));
+      const error = await failure(() => adapter.embed({ requestId: 'req-e', upstreamModel: profile.chatModel, request, timeoutMs: CALL_MS, signal: new AbortController().signal }));
       expect(error.kind).toBe('bad_request');
     });
   }

@@ -76,6 +76,12 @@ async function adminPost(url: string, path: string, body: unknown): Promise<Reco
 
 const REVOKED = { code: 1008, reason: 'api key revoked or expired' };
 const REFUSED = { id: null, type: 'error', status: 401, error: { error: { code: 'invalid_api_key' } } };
+/**
+ * A rotation's grace: short, as the tests wait it out, yet seconds longer than the requests that
+ * must come within it on a slow machine (the rotation's answer names the grace's end only while it
+ * is in the future; a socket is opened with the old secret after it).
+ */
+const GRACE_SECONDS = 5;
 
 describe("WebSocket sockets of a rotated key, on a replica that hears of the rotation through Redis", () => {
   let redis: RedisServer;
@@ -100,11 +106,11 @@ describe("WebSocket sockets of a rotated key, on a replica that hears of the rot
     const issued = (await adminPost(a.url, '/keys', { org: 'default', project: 'default', name: 'ws rotation' })) as { id: string; key: string };
     const before = await Socket.open(b.url, issued.key);
     const beforeClosed = before.close();
-    // A 10 s stream, still running when the grace ends.
-    b.sim.configure({ tokensPerSecond: 20, completionTokens: 200 });
+    // A 20 s stream, still running when the grace ends.
+    b.sim.configure({ tokensPerSecond: 20, completionTokens: 400 });
     before.ws.send(JSON.stringify({ type: 'chat.completions', id: 'long', body: { ...chat, stream: true } }));
 
-    const rotated = (await adminPost(a.url, `/keys/${issued.id}/rotate`, { grace_seconds: 3 })) as { key: string; previous_key_expires_at: string };
+    const rotated = (await adminPost(a.url, `/keys/${issued.id}/rotate`, { grace_seconds: GRACE_SECONDS })) as { key: string; previous_key_expires_at: string };
     // Opened with the old secret during the grace, on the replica that did not rotate it.
     const during = await Socket.open(b.url, issued.key);
     const duringClosed = during.close();
@@ -126,13 +132,15 @@ describe("WebSocket sockets of a rotated key, on a replica that hears of the rot
   });
 
   it('closes a socket when its key expires, at the expiry, and when a change brings the expiry forward', async () => {
-    const expiresAt = new Date(Date.now() + 2_000).toISOString();
+    // Seconds ahead, as the test waits it out: the key is issued and its socket opened before it (a past expiry is refused).
+    const expiresAt = new Date(Date.now() + 5_000).toISOString();
     const issued = (await adminPost(a.url, '/keys', { org: 'default', project: 'default', name: 'ws expiring', expires_at: expiresAt })) as { id: string; key: string };
     const expiring = await Socket.open(b.url, issued.key);
     const expired = expiring.close();
     const kept = (await adminPost(a.url, '/keys', { org: 'default', project: 'default', name: 'ws expiry moved' })) as { id: string; key: string };
     const moved = await Socket.open(b.url, kept.key);
-    const movedClosed = moved.close();
+    // Open through both expiries.
+    const movedClosed = moved.close(30_000);
     expect(await moved.ask('before')).toMatchObject({ type: 'completion' });
 
     const closed = await expired;
@@ -140,8 +148,8 @@ describe("WebSocket sockets of a rotated key, on a replica that hears of the rot
     expect(closed.at).toBeGreaterThanOrEqual(Date.parse(expiresAt));
     expect(expiring.frames.find((f) => f.type === 'error' && f.id === null)).toMatchObject(REFUSED);
 
-    // An expiry set by a change on the other replica, heard of through Redis.
-    const soon = new Date(Date.now() + 1_500).toISOString();
+    // An expiry set by a change on the other replica, heard of through Redis; seconds ahead, as above.
+    const soon = new Date(Date.now() + 4_000).toISOString();
     const patched = await fetch(`${a.url}/admin/v1/keys/${kept.id}`, { method: 'PATCH', headers: admin, body: JSON.stringify({ expires_at: soon }) });
     expect(patched.status).toBe(200);
     const movedClose = await movedClosed;
@@ -161,7 +169,7 @@ describe("WebSocket sockets of a rotated key, on a replica that hears of the rot
     expect(await onSecond.ask('current')).toMatchObject({ type: 'completion' });
 
     // Rotating again ends the first grace at once; the second secret now has its own.
-    const third = (await adminPost(a.url, `/keys/${issued.id}/rotate`, { grace_seconds: 2 })) as { key: string; previous_key_expires_at: string };
+    const third = (await adminPost(a.url, `/keys/${issued.id}/rotate`, { grace_seconds: GRACE_SECONDS })) as { key: string; previous_key_expires_at: string };
     const onThird = await Socket.open(b.url, third.key);
     expect(await firstClosed).toMatchObject(REVOKED);
     const closed = await secondClosed;

@@ -16,6 +16,14 @@ type TestClient = Client & {
   stream: (request: Buffer) => ClientReadableStream<Buffer>;
 };
 
+/**
+ * A bound on a first message the server sends at once: it must arrive within it on a loaded
+ * machine, where a stall of seconds would otherwise let the timer fire before the message is read.
+ */
+const FIRST_MESSAGE_MS = 5_000;
+/** The pause before a late message: past the bound (the client's timer, started first in this same process, fires first). */
+const LATE_MESSAGE_MS = FIRST_MESSAGE_MS + 1_000;
+
 function clientOf(port: number, host = '127.0.0.1'): TestClient {
   return new ClientConstructor(`${host}:${port}`, credentials.createInsecure(), CHANNEL_OPTIONS) as unknown as TestClient;
 }
@@ -84,37 +92,35 @@ describe('deadlines of gRPC calls, against a server that never answers', () => {
   });
 
   it('leaves a stream that has begun alone: the bound is on the first message only', async () => {
-    // A bound of seconds: the first message, sent at once, must arrive within it on a loaded machine.
     sendBeforeSilence = 1;
-    lateMessageAfterMs = 4_000;
+    lateMessageAfterMs = LATE_MESSAGE_MS;
     const received: number[] = [];
     try {
-      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 2_000 })) received.push(message[0] ?? -1);
+      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: FIRST_MESSAGE_MS })) received.push(message[0] ?? -1);
     } finally {
       lateMessageAfterMs = 0;
     }
-    // The second message came two bounds after the first (the client's timer, started first in this
-    // same process, fired before it), and the stream ended as the server ended it.
+    // The second message came after the bound (the client's timer, started first in this same
+    // process, fired before it), and the stream ended as the server ended it.
     expect(received).toEqual([0, 1]);
   });
 
   it('keeps the bound running past messages that are no answer (progress notices), and ends it at the first answer', async () => {
-    // Message 0 is a notice: the server then goes silent, and the call fails at the bound. The bound
-    // is long enough for the notice, sent at once, to arrive within it on a loaded machine.
+    // Message 0 is a notice: the server then goes silent, and the call fails at the bound.
     sendBeforeSilence = 1;
     const notices: number[] = [];
     const read = async (): Promise<void> => {
-      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 2_000, answers: (m) => m[0] !== 0 })) notices.push(message[0] ?? -1);
+      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: FIRST_MESSAGE_MS, answers: (m) => m[0] !== 0 })) notices.push(message[0] ?? -1);
     };
-    expect(await rejection(read())).toMatchObject({ kind: 'timeout', message: 'The router did not answer within 2000 ms.' });
+    expect(await rejection(read())).toMatchObject({ kind: 'timeout', message: `The router did not answer within ${FIRST_MESSAGE_MS} ms.` });
     expect(notices).toEqual([0]);
 
     // Message 1, an answer, comes within the bound; nothing bounds the rest.
     sendBeforeSilence = 2;
-    lateMessageAfterMs = 4_000;
+    lateMessageAfterMs = LATE_MESSAGE_MS;
     const received: number[] = [];
     try {
-      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: 2_000, answers: (m) => m[0] !== 0 })) received.push(message[0] ?? -1);
+      for await (const message of readStream(client.stream(Buffer.from('x')), undefined, undefined, { peer: 'router', timeoutMs: FIRST_MESSAGE_MS, answers: (m) => m[0] !== 0 })) received.push(message[0] ?? -1);
     } finally {
       lateMessageAfterMs = 0;
     }
@@ -131,9 +137,10 @@ describe('reconnecting to a peer that restarts', () => {
     // The channel backs off from 1 s to at most 5 s between attempts, not grpc-js's default of up
     // to 120 s: the channel itself was built with the bound, not just the constant declaring it.
     expect(channelOptionsOf(client)).toMatchObject({ 'grpc.initial_reconnect_backoff_ms': 1_000, 'grpc.max_reconnect_backoff_ms': 5_000 });
-    const call = (): Promise<unknown> => callUnary(client.unary.bind(client), Buffer.from('x'), new Metadata(), undefined, { timeoutMs: 2_000 });
+    const call = (timeoutMs = 2_000): Promise<unknown> => callUnary(client.unary.bind(client), Buffer.from('x'), new Metadata(), undefined, { timeoutMs });
     try {
-      await expect(call()).resolves.toEqual(Buffer.from('ok'));
+      // The first call connects the channel too: a deadline far above that on a loaded machine.
+      await expect(call(10_000)).resolves.toEqual(Buffer.from('ok'));
       await first.close(0);
 
       // The peer is down: its port takes connections and drops them, so each attempt the channel

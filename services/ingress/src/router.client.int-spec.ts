@@ -8,7 +8,9 @@ import { RouterClient } from './router.client';
 
 const TOKEN = 'a-service-token-of-32-characters-or-more';
 const security = GrpcSecurity.fromConfig({ auth: { token: TOKEN }, tls: { cert: '', key: '', ca: '', serverNameOverride: '' } });
-const TIMEOUTS = { callMs: 2_000, firstStreamedMs: 2_000, wholeAnswerMs: 2_000 };
+// Deadlines of calls that must succeed (a channel's connect and the name's lookup included): far
+// above a slow answer on a loaded machine. A replica that is not there fails at once, not at the deadline.
+const TIMEOUTS = { callMs: 10_000, firstStreamedMs: 10_000, wholeAnswerMs: 10_000 };
 
 /** A router replica on the real gRPC contract, with breakers of its own. */
 async function replica(breakers: Record<string, string>): Promise<{ server: GrpcServerHandle; address: string; calls: () => number }> {
