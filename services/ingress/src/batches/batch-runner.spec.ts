@@ -276,20 +276,14 @@ describe('BatchRunner: a replica running as many batches as it may', () => {
   it('ends a waiting batch that is cancelled, or whose window has passed, at once: not once a run slot frees', async () => {
     const store = new MemoryBatchStore();
     const files = new MemoryFileStore();
-    let calls = 0;
-    const release = gate();
-    const api = async (): Promise<OwnApiResponse> => {
-      calls++;
-      await release.opened;
-      return answer();
-    };
+    const { api, answers: release, calls } = heldApi();
     // Four batches (as many as a replica runs), each with a line that answers only at the end of the case.
     const running = Array.from({ length: 4 }, () => batchOf(1));
     for (const b of running) await store.create(b, inputOf(1));
     const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50 }), store, files, api, new InternalCallCredential(), LOGGER);
     runner.start();
     try {
-      await until(() => calls === 4, 'the four batches to run a line each');
+      await until(() => calls() === 4, 'the four batches to run a line each');
       const cancelled = batchOf(3);
       const late = batchOf(2, { expiresAt: Math.floor(Date.now() / 1000) - 1 });
       await store.create(cancelled, inputOf(3));
@@ -297,7 +291,7 @@ describe('BatchRunner: a replica running as many batches as it may', () => {
       expect((await cancelBatch(store, cancelled.id, Math.floor(Date.now() / 1000)))?.status).toBe('cancelling');
       await until(async () => (await store.byId(cancelled.id))?.status === 'cancelled' && (await store.byId(late.id))?.status === 'expired', 'the cancelled and the late batch to end');
       // Neither ran a line; the four are still running theirs.
-      expect(calls).toBe(4);
+      expect(calls()).toBe(4);
       const ended = await store.byId(cancelled.id);
       expect(ended?.requestCounts).toEqual({ total: 3, completed: 0, failed: 3 });
       expect((await linesOf(files, ended?.errorFileId)).map((l) => l.error?.code)).toEqual(['batch_cancelled', 'batch_cancelled', 'batch_cancelled']);
