@@ -15,6 +15,8 @@ function roundTrip(body: Body): Body {
 function expected(body: Body): Body {
   const out: Body = { ...body, model: 'upstream' };
   if (typeof body['stop'] === 'string') out['stop'] = [body['stop']];
+  // Both limits given: max_tokens carries the winning max_completion_tokens.
+  if (typeof body['max_tokens'] === 'number' && typeof body['max_completion_tokens'] === 'number') out['max_tokens'] = body['max_completion_tokens'];
   return out;
 }
 
@@ -212,6 +214,15 @@ describe('toOpenAIChatBody with an output limit parameter', () => {
     expect(toOpenAIChatBody(legacy, 'u')).toMatchObject({ max_tokens: 10 });
   });
 
+  it('without one, sends both limits as asked, max_tokens carrying the winning max_completion_tokens', () => {
+    // A server that knows only max_tokens must not be given more than budgets and rate limits counted.
+    const huge = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 100_000, max_completion_tokens: 1 });
+    expect(toOpenAIChatBody(huge, 'u')).toMatchObject({ max_tokens: 1, max_completion_tokens: 1 });
+    const only = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], max_completion_tokens: 7 });
+    expect(toOpenAIChatBody(only, 'u')).toEqual(expect.objectContaining({ max_completion_tokens: 7 }));
+    expect(toOpenAIChatBody(only, 'u')).not.toHaveProperty('max_tokens');
+  });
+
   it("leaves out the provider's dropParams, extra keys and typed ones alike, and keeps every other extra key", () => {
     const request = parseChatRequest({ model: 'm', messages: [{ role: 'user', content: 'hi' }], thinking: { type: 'enabled', budget_tokens: 2048 }, top_k: 5, seed: 7, reasoning_effort: 'low', verbosity: 'low' });
     const body = toOpenAIChatBody(request, 'u', { dropParams: ['thinking', 'top_k', 'seed'] });
@@ -275,8 +286,8 @@ describe('parseChatRequest → toOpenAIChatBody round trip', () => {
       expect({ run, out }).toEqual({ run, out: expected(body) });
       // And the provider body is plain JSON: serialising it changes nothing.
       expect(JSON.parse(JSON.stringify(out))).toEqual(out);
-      // Parsing the provider body again gives the same canonical request.
-      expect(parseChatRequest({ ...out, model: body['model'] })).toEqual(parseChatRequest(body));
+      // Parsing the provider body again gives the same canonical request (the same winning limit).
+      expect(parseChatRequest({ ...out, model: body['model'] })).toEqual(parseChatRequest({ ...expected(body), model: body['model'] }));
     }
   });
 

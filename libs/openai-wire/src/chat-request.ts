@@ -391,7 +391,9 @@ export function toOpenAIChatBody(r: chatv1.ChatRequest, upstreamModel: string, o
     const limit = r.maxCompletionTokens ?? r.maxTokens;
     if (limit !== undefined) out[options.outputLimit] = limit;
   } else {
-    if (r.maxTokens !== undefined) out['max_tokens'] = r.maxTokens;
+    // Both, as asked; but `max_completion_tokens` wins, so a server that knows only `max_tokens`
+    // (Mistral, DeepSeek, Ollama) gets its value too: the limit budgets and rate limits counted.
+    if (r.maxTokens !== undefined) out['max_tokens'] = r.maxCompletionTokens ?? r.maxTokens;
     if (r.maxCompletionTokens !== undefined) out['max_completion_tokens'] = r.maxCompletionTokens;
   }
   if (r.n !== undefined) out['n'] = r.n;

@@ -197,6 +197,21 @@ describe('prompt token estimate', () => {
     expect(outside(prose, 1, 1.6)).toEqual([]);
   });
 
+  it("counts a structured output's schema, which providers read as input", () => {
+    const properties = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`field_${i}`, { type: 'string', description: `The value of field ${i} of the answer.` }]));
+    const schema = { type: 'object', properties, required: Object.keys(properties) };
+    const messages = [{ role: 'user', content: 'Fill the form.' }];
+    const plain = countPromptTokens({ messages });
+    const asTool = countPromptTokens({ messages, tools: [{ type: 'function', function: { name: 'answer', parameters: schema } }] });
+    const structured = countPromptTokens({ messages, response_format: { type: 'json_schema', json_schema: { name: 'answer', schema } } });
+    // As many tokens as the same schema sent as a tool (as Anthropic and Bedrock get it), give or take its wrapping.
+    expect(structured - plain).toBeGreaterThan(0.9 * (asTool - plain));
+    expect(structured - plain).toBeGreaterThan(2_000);
+    // Together's and Fireworks' JSON mode: a schema beside json_object.
+    expect(countPromptTokens({ messages, response_format: { type: 'json_object', schema } }) - plain).toBeGreaterThan(2_000);
+    expect(countPromptTokens({ messages, response_format: { type: 'json_object' } })).toBe(plain);
+  });
+
   it('counts a body once, however many parts of the request path ask', () => {
     const body = { messages: [{ role: 'user', content: 'hello world' }] };
     const first = countPromptTokens(body);

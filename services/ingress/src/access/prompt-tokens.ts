@@ -73,9 +73,10 @@ const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
  * An estimate of a request's prompt tokens before the call, for token rate limits and budget
  * reservations; corrected by the real usage afterwards. Reads everything of chat `messages` a
  * provider reads as input (text, images, audio and files, names, refusals, the tool calls and
- * legacy function calls of earlier turns), `tools` and legacy `functions`, legacy `prompt` and
- * embeddings `input`, and the images an image edit's form uploads. Each image part or uploaded
- * image counts for `images` (the model's `imageTokens`; unset: {@link DEFAULT_IMAGE_TOKENS}).
+ * legacy function calls of earlier turns), `tools` and legacy `functions`, a structured output's
+ * schema (`response_format`), legacy `prompt` and embeddings `input`, and the images an image
+ * edit's form uploads. Each image part or uploaded image counts for `images` (the model's
+ * `imageTokens`; unset: {@link DEFAULT_IMAGE_TOKENS}).
  */
 export function countPromptTokens(body: unknown, images: ImageCost | (() => ImageCost) = DEFAULT_IMAGE_COST): number {
   if (typeof body !== 'object' || body === null) return 0;
@@ -102,6 +103,9 @@ function count(body: object): Counted {
   }
   tokens += contentTokens(record['prompt'], budget, images) + contentTokens(record['input'], budget, images);
   tokens += jsonTokens(record['tools'], budget) + jsonTokens(record['functions'], budget);
+  // A structured output's schema is input too: OpenAI reads it, Anthropic and Bedrock get it as a tool.
+  const format = record['response_format'];
+  if (isRecord(format)) tokens += jsonTokens(format['json_schema'] ?? format['schema'], budget);
   // An image edit's uploaded images are input images, as a chat's image parts are; their bytes are never text.
   images.any += imageEditInputCount(body);
   return { tokens, images };

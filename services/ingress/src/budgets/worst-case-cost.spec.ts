@@ -123,9 +123,12 @@ describe('WorstCasePricing for audio', () => {
     expect(reserved({})).toEqual(['2', '4']);
     expect(reserved({ service_tier: null })).toEqual(['2', '4']);
     expect(reserved({ service_tier: 'auto' })).toEqual(['2', '4']);
-    // The standard tier asked for, or a tier named: its own prices.
+    // The standard tier asked for: its own prices.
     expect(reserved({ service_tier: 'default' })).toEqual(['1', '2']);
-    expect(reserved({ service_tier: 'flex' })).toEqual(['0.5', '1']);
+    // A tier named: the dearer of its prices and the standard ones, since the provider may serve
+    // it at the standard tier (and the record is priced at the tier that served).
+    expect(reserved({ service_tier: 'flex' })).toEqual(['1', '2']);
+    expect(reserved({ service_tier: 'priority' })).toEqual(['2', '4']);
     // A model that declares no tier: its price.
     expect(pricing.priceAt(['chat'], NOW, undefined, undefined, true).inputMicros.toFixed()).toBe('1');
   });

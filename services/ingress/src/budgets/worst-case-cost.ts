@@ -153,7 +153,7 @@ export class WorstCasePricing {
 
   /**
    * The dearest prices of `models` at `atMs`, at the service tier the request asks for (see
-   * `requestedTier`), over the deployments the tenant's `policy` lets the router use: the router
+   * `requestedTier`) or the standard one, either of which may serve it, over the deployments the tenant's `policy` lets the router use: the router
    * never leaves it, so a deployment it excludes (a dearer provider, another residency) cannot be
    * what the request costs. `anyTier`: the provider project chooses the tier (`auto`, or none
    * asked for), and it is billed at the tier that served it, so the dearest of the standard price
@@ -168,7 +168,9 @@ export class WorstCasePricing {
     let image = new Money(0);
     for (const model of models) {
       const declared = this.catalog.get(model)?.pricing.tiers ?? {};
-      const tiers = anyTier ? [undefined, ...Object.keys(declared).filter((t) => hasTier(this.catalog.get(model), t))] : [tier];
+      // A tier asked for may be served at the standard one all the same (OpenAI's `scale` without
+      // credits, a busy `priority`), and is billed at the tier that served: the dearer of the two.
+      const tiers = anyTier ? [undefined, ...Object.keys(declared).filter((t) => hasTier(this.catalog.get(model), t))] : tier === undefined ? [undefined] : [undefined, tier];
       for (const deployment of this.deployments.get(model) ?? []) {
         if (!this.permits(deployment.provider, policy)) continue;
         for (const at of tiers) {
