@@ -612,11 +612,11 @@ describe('end-user limits', () => {
     },
   });
 
-  async function limitsFor(project: string | undefined, endUser: string, keyHashSecret = SECRET): Promise<ApplicableLimit[]> {
+  async function limitsFor(project: string | undefined, endUser: string, keyHashSecret = SECRET, team?: string): Promise<ApplicableLimit[]> {
     const config = keyHashSecret === SECRET ? endUserConfig : ingressTestConfig({ access: { ...endUserConfig.access, keyHashSecret } });
     const access = new AccessService(config, new MemoryAccessRepository(), new MemoryCounterStore(), logger, undefined);
     await access.start();
-    const { key } = await access.issueKey(admin, { ...keyInput, org: 'chatco', project });
+    const { key } = await access.issueKey(admin, { ...keyInput, org: 'chatco', project, ...(team ? { team } : {}) });
     const found = await access.authenticate(key, 'r', { endUser }, undefined);
     if (!found) throw new Error('expected the key');
     return access.applicableLimits(found.record, found.context, 'm').filter((l) => l.scope === 'end_user');
@@ -636,6 +636,19 @@ describe('end-user limits', () => {
     expect((await limitsFor('tools', 'x')).map((l) => [l.kind, l.perMinute])).toEqual([['requests', 50], ['tokens', 9000]]);
     // A key of no project: counted within the organisation.
     expect((await limitsFor(undefined, 'x'))[0]).toMatchObject({ id: expect.stringMatching(/^chatco\/\/[0-9a-f]{32}$/) as string, shown: 'the end user (x-openrouter-user or user) in organisation chatco' });
+  });
+
+  it("counts an end user of a team's key of no project within the team: another team's limits never spend it", async () => {
+    const apps = await limitsFor(undefined, 'alice', SECRET, 'apps');
+    const misc = await limitsFor(undefined, 'alice', SECRET, 'misc');
+    // apps sets rpm 10 (its own counter); misc sets none: the organisation's limits, on misc's counter.
+    expect(apps.map((l) => [l.kind, l.perMinute])).toEqual([['requests', 10]]);
+    expect(misc.map((l) => [l.kind, l.perMinute])).toEqual([['requests', 50], ['tokens', 9000]]);
+    expect(apps[0]).toMatchObject({ id: expect.stringMatching(/^chatco\/team:apps\/[0-9a-f]{32}$/) as string, shown: 'the end user (x-openrouter-user or user) in team chatco/apps' });
+    expect(misc[0]?.id).toMatch(/^chatco\/team:misc\/[0-9a-f]{32}$/);
+    // The same digest, three separate counters: the team's, the other team's, the organisation's.
+    const org = await limitsFor(undefined, 'alice');
+    expect(new Set([apps[0]?.id, misc[0]?.id, org[0]?.id]).size).toBe(3);
   });
 
   it("names an end user's counters by a keyed digest of its id, never its plain SHA-256 (a guessed e-mail address could be tested against it)", async () => {

@@ -512,14 +512,18 @@ export class AccessService {
       if (l.rpm) limits.push({ scope, id, kind: 'requests', perMinute: l.rpm });
       if (l.tpm) limits.push({ scope, id, kind: 'tokens', perMinute: l.tpm });
     }
-    // Each end user within the project's traffic (the organisation's, for a key of no project):
-    // one user of an application cannot use up what the application has for all of them.
+    // Each end user within the project's traffic (the team's, for a key of no project; the
+    // organisation's, for a key of neither): one user of an application cannot use up what the
+    // application has for all of them, and each level's limits count its own traffic.
     const endUser = this.endUserLimitsAt(placement);
     if (context.endUser && (endUser.rpm || endUser.tpm)) {
-      const within = context.projectId ? `project ${context.orgId}/${context.projectId}` : `organisation ${context.orgId}`;
+      const { orgId, teamId, projectId } = context;
+      const within = projectId ? `project ${orgId}/${projectId}` : teamId ? `team ${orgId}/${teamId}` : `organisation ${orgId}`;
+      // No identifier holds a colon: a team's counters are never a project's.
+      const scope = projectId ? `${orgId}/${projectId}` : teamId ? `${orgId}/team:${teamId}` : `${orgId}/`;
       // A keyed digest: the id a client sends is free text of up to 256 characters, often an e-mail
       // address, and a plain hash in a counter's name would let anyone reading Redis test guesses.
-      const id = `${context.orgId}/${context.projectId}/${createHmac('sha256', this.endUserCounterKey).update(context.endUser).digest('hex').slice(0, 32)}`;
+      const id = `${scope}/${createHmac('sha256', this.endUserCounterKey).update(context.endUser).digest('hex').slice(0, 32)}`;
       const shown = `the end user (x-openrouter-user or user) in ${within}`;
       if (endUser.rpm) limits.push({ scope: 'end_user', id, kind: 'requests', perMinute: endUser.rpm, shown });
       if (endUser.tpm) limits.push({ scope: 'end_user', id, kind: 'tokens', perMinute: endUser.tpm, shown });

@@ -306,6 +306,36 @@ describe('BatchRunner: a replica running as many batches as it may', () => {
   });
 });
 
+describe("BatchRunner: a batch's app", () => {
+  it("is sent with each line when a header can carry it; a key's own app outside Latin-1 is left to the line's key", async () => {
+    const store = new MemoryBatchStore();
+    const files = new MemoryFileStore();
+    const calls: OwnApiRequest[] = [];
+    const api = async (request: OwnApiRequest): Promise<OwnApiResponse> => {
+      // As undici (and fetch) take them: a value outside Latin-1 throws, and the line would never run.
+      new Headers(request.headers);
+      calls.push(request);
+      return answer();
+    };
+    const runner = new BatchRunner(batchesSchema.parse({ enabled: true, pollMs: 50, concurrency: 1 }), store, files, api, new InternalCallCredential(), LOGGER);
+    const plain = batchOf(1, { app: 'nightly-eval' });
+    const wide = batchOf(1, { app: 'chat\u2615' });
+    await store.create(plain, inputOf(1));
+    await store.create(wide, inputOf(1));
+    runner.start();
+    try {
+      await until(async () => (await store.byId(plain.id))?.status === 'completed' && (await store.byId(wide.id))?.status === 'completed', 'both batches to complete');
+    } finally {
+      await runner.close();
+    }
+    expect(await store.byId(wide.id)).toMatchObject({ requestCounts: { total: 1, completed: 1, failed: 0 } });
+    const sent = (id: string) => calls.find((c) => c.headers['x-openrouter-tags']?.startsWith(`batch=${id}`))?.headers;
+    expect(sent(plain.id)?.['x-openrouter-app']).toBe('nightly-eval');
+    expect(sent(wide.id)).toBeDefined();
+    expect(sent(wide.id)).not.toHaveProperty('x-openrouter-app');
+  });
+});
+
 describe('batchTagsHeader', () => {
   const id = randomId('batch_');
 

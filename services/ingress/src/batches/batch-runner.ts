@@ -326,7 +326,9 @@ export class BatchRunner extends ClaimRunner {
       'x-request-id': requestId,
       'x-openrouter-tags': batchTagsHeader(batch.id, batch.tags),
     };
-    if (batch.app) headers['x-openrouter-app'] = batch.app;
+    // A value no header can carry (outside Latin-1) came from the key's own `app`, never from a
+    // header: the line's key gives it its app anyway, which wins over the header.
+    if (batch.app && HEADER_VALUE.test(batch.app)) headers['x-openrouter-app'] = batch.app;
     let payload: string;
     try {
       payload = JSON.stringify(line.body);
@@ -493,6 +495,9 @@ function requestIdOf(line: string): string {
   }
   return randomId('batch_req_');
 }
+
+/** What an HTTP header value may hold (undici, like fetch, refuses anything else). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * A line's `x-openrouter-tags`: `batch=<id>` first, then the creating request's own tags while

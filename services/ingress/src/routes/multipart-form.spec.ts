@@ -77,6 +77,17 @@ describe('readMultipartForm', () => {
     const { body, contentType } = await encoded(form);
     expect(await refusal(body, contentType)).toMatchObject({ kind: 'bad_request', param: '__proto__' });
   });
+
+  it('reads fields named as members of an object (toString, constructor, valueOf) as any other field', async () => {
+    const form = new FormData();
+    form.append('model', 'whisper-1');
+    form.append('toString', 'x');
+    form.append('constructor', 'y');
+    form.append('valueOf', 'a');
+    form.append('valueOf', 'b');
+    const body = await read(form);
+    expect(body).toEqual({ model: 'whisper-1', toString: 'x', constructor: 'y', valueOf: ['a', 'b'] });
+  });
 });
 
 describe('readMultipartForm, in place', () => {

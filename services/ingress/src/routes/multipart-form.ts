@@ -68,7 +68,8 @@ export function readMultipartForm(body: Uint8Array, contentType: string): Promis
     const add = (name: string, value: string | AudioUpload): void => {
       // An own `__proto__` field would replace the object's prototype, as in a JSON body, where the key is refused too.
       if (name === '__proto__') return fail(new GatewayError('bad_request', "The form contains a '__proto__' field; this name is refused.", { param: name, code: 'invalid_value' }));
-      const previous = fields[name];
+      // Own fields only: `toString` or `constructor` is a field like any other, not the prototype's.
+      const previous = Object.hasOwn(fields, name) ? fields[name] : undefined;
       if (previous === undefined) fields[name] = value;
       else if (Array.isArray(previous)) previous.push(value);
       else fields[name] = [previous, value];
