@@ -211,7 +211,8 @@ export function policyFor(policies: readonly PolicyConfig[], tenant: { orgId: st
 }
 
 export const experimentSchema = strictObject({
-  id: name,
+  /** At most 128 characters: the admin API's experiment report takes it in its path. */
+  id: name.max(128, 'at most 128 characters (the experiment report takes it in its URL)'),
   /** The model id or alias clients name; requests for it are split between the arms. */
   target: name,
   arms: z

@@ -203,6 +203,10 @@ describe('config', () => {
     expect(() => parseConfig({ ...minimal, models: [{ id: 'm', deployments: [{ id: 'east 1', provider: 'sim', model: 'x' }] }] }, { SIM_KEY: 'k' })).not.toThrow();
     const experiment = { id: 'ab-é', target: 'm', arms: [{ name: 'a', model: 'm', weight: 1 }] };
     expect(() => parseConfig({ ...minimal, models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'x' }] }], routing: { experiments: [experiment] } }, { SIM_KEY: 'k' })).toThrow(`routing.experiments[0].id: ${message}`);
+    // An experiment's report takes its id in the URL: 128 characters at most.
+    const long = (id: string) => parseConfig({ ...minimal, models: [{ id: 'm', deployments: [{ provider: 'sim', model: 'x' }] }], routing: { experiments: [{ ...experiment, id, arms: [{ name: 'a', model: 'm', weight: 1 }, { name: 'b', model: 'm', weight: 1 }] }] } }, { SIM_KEY: 'k' });
+    expect(() => long('e'.repeat(129))).toThrow('routing.experiments[0].id: at most 128 characters');
+    expect(() => long('e'.repeat(128))).not.toThrow();
     // Upstream model names are the provider's and never sent back in a header: anything goes.
     expect(() => parseConfig({ ...minimal, models: [{ id: 'vendor/m-1.5:free', deployments: [{ provider: 'sim', model: 'モデル x' }] }] }, { SIM_KEY: 'k' })).not.toThrow();
   });

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { Controller, Get, Module, Req, Res } from '@nestjs/common';
+import { Controller, Get, Module, Param, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError } from '@openrouter/errors';
 import { createLogger } from '@openrouter/observability';
@@ -38,6 +38,11 @@ class ProbeController {
   @Get('ping')
   ping(): { ok: true } {
     return { ok: true };
+  }
+
+  @Get('named/:id')
+  named(@Param('id') id: string): { id: string } {
+    return { id };
   }
 
   @Get('held')
@@ -98,6 +103,18 @@ describe('startHttpApp: errors raised inside Fastify are in OpenAI’s error sha
     const response = await fetch(`http://127.0.0.1:${port}/v1/%zz`);
     expect(response.status).toBe(400);
     expect(await response.json()).toEqual({ error: { message: expect.stringContaining('percent-encoding') as string, type: 'invalid_request_error', param: null, code: 'invalid_url' } });
+  });
+
+  it('takes a path segment of up to 512 characters (a 128-character id, percent-encoded), and answers a longer one with 414 url_too_long', async () => {
+    const id = 'experiment with a long name '.repeat(5).slice(0, 128);
+    const encoded = encodeURIComponent(id).replace(/-/g, '%2D');
+    expect(encoded.length).toBeGreaterThan(128);
+    const response = await fetch(`http://127.0.0.1:${port}/named/${encoded}`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ id });
+    const tooLong = await fetch(`http://127.0.0.1:${port}/named/${'a'.repeat(513)}`);
+    expect(tooLong.status).toBe(414);
+    expect(await tooLong.json()).toMatchObject({ error: { code: 'url_too_long' } });
   });
 
   it('answers headers over the size limit with 431 headers_too_large', async () => {
