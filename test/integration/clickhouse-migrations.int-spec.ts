@@ -1,4 +1,4 @@
-import { applyRetention, migrate, USAGE_MIGRATIONS, type Migration } from '@openrouter/usage';
+import { applyRetention, migrate, rawEventsCompleteFrom, USAGE_MIGRATIONS, type Migration } from '@openrouter/usage';
 import { embeddedClickHouse, queryRows } from '../support/infra/clickhouse';
 
 describe('ClickHouse migrations (chDB)', () => {
@@ -12,9 +12,17 @@ describe('ClickHouse migrations (chDB)', () => {
     expect(second.applied).toEqual([]);
     const recorded = await queryRows<{ version: number; name: string }>(target, 'SELECT version, name FROM {db:Identifier}.schema_migrations FINAL ORDER BY version');
     expect(recorded.map((r) => r.name)).toEqual(USAGE_MIGRATIONS.map((m) => m.name));
-    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts', 'usage_event_request_id', 'usage_event_cache_hit', 'usage_daily_cache_hits', 'usage_event_audio', 'usage_event_images']);
+    expect(recorded.map((r) => r.name)).toEqual(['usage_events', 'usage_event_ids', 'usage_daily', 'alert_history', 'usage_daily_signed_counts', 'usage_event_request_id', 'usage_event_cache_hit', 'usage_daily_cache_hits', 'usage_event_audio', 'usage_event_images', 'usage_durable_inserts', 'usage_retention_changes']);
     const tables = await queryRows<{ name: string }>(target, 'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name', { db: target.database });
-    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['usage_events', 'usage_event_ids', 'usage_event_ids_mv', 'usage_daily', 'usage_daily_mv', 'schema_migrations']));
+    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['usage_events', 'usage_event_ids', 'usage_event_ids_mv', 'usage_daily', 'usage_daily_mv', 'schema_migrations', 'usage_retention_changes']));
+    // Usage rows are on disk before an insert returns (billing commits the offsets right after).
+    const durable = await queryRows<{ name: string; engine_full: string }>(
+      target,
+      "SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND name IN ('usage_events', 'usage_event_ids', 'usage_daily') ORDER BY name",
+      { db: target.database },
+    );
+    expect(durable.map((t) => t.name)).toEqual(['usage_daily', 'usage_event_ids', 'usage_events']);
+    for (const table of durable) expect(table.engine_full).toMatch(/fsync_after_insert = 1, fsync_part_directory = 1/);
     const cacheColumns = await queryRows<{ name: string; type: string; default_expression: string }>(
       target,
       "SELECT name, type, default_expression FROM system.columns WHERE database = {db:String} AND table = 'usage_events' AND name LIKE 'cache\\_%' ORDER BY position",
@@ -72,7 +80,7 @@ describe('ClickHouse migrations (chDB)', () => {
         query: "INSERT INTO {db:Identifier}.usage_events (event_id, received_at, completed_at, org_id, served_model, currency, cost, status) VALUES ('before', '2025-03-01 10:00:00', '2025-03-01 10:00:01', 'acme', 'dall-e-2', 'USD', '0.02', 'ok')",
         query_params: { db: older.database },
       });
-      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([10]);
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([10, 11, 12]);
       await older.client.command({
         query: "INSERT INTO {db:Identifier}.usage_events (event_id, received_at, completed_at, org_id, served_model, currency, cost, status, images) VALUES ('after', '2025-03-01 10:00:00', '2025-03-01 10:00:01', 'acme', 'dall-e-2', 'USD', '0.2', 'ok', 10)",
         query_params: { db: older.database },
@@ -95,7 +103,7 @@ describe('ClickHouse migrations (chDB)', () => {
         query: "INSERT INTO {db:Identifier}.usage_daily (day, org_id, currency, requests, prompt_tokens, cost) VALUES ('2025-03-01', 'acme', 'USD', 3, 300, '1.5')",
         query_params: { db: older.database },
       });
-      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5, 6, 7, 8, 9, 10]);
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
       const columns = await queryRows<{ name: string; type: string }>(older, "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'usage_daily' AND name IN ('requests', 'prompt_tokens')", { db: older.database });
       expect(columns).toEqual([
         { name: 'requests', type: 'Int64' },
@@ -123,7 +131,7 @@ VALUES ({id:String}, '2025-03-01 10:00:00', '2025-03-01 10:00:01', 'acme', 'sear
     try {
       await migrate(older.client, older.database, USAGE_MIGRATIONS.slice(0, 7));
       await insertEvent('before', false, '0.5', '0');
-      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([8, 9, 10]);
+      expect((await migrate(older.client, older.database, USAGE_MIGRATIONS)).applied).toEqual([8, 9, 10, 11, 12]);
       const columns = await queryRows<{ name: string; type: string }>(older, "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'usage_daily' AND name LIKE 'cache\\_%' ORDER BY position", { db: older.database });
       expect(columns.map((c) => [c.name, c.type])).toEqual([
         ['cache_write_tokens', 'Int64'],
@@ -153,5 +161,24 @@ VALUES ({id:String}, '2025-03-01 10:00:00', '2025-03-01 10:00:01', 'acme', 'sear
     const [row] = await queryRows<{ engine_full: string }>(target, "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = 'usage_events'", { db: target.database });
     expect(row?.engine_full).toMatch(/toIntervalDay\((_CAST\()?30\b/);
     expect(await applyRetention(target.client, target.database, 400)).toBe(true);
+  });
+
+  it('records each change of the retention: after a raise, the raw events are complete only from the change minus the earlier retention', async () => {
+    const DAY = 86_400_000;
+    // Later than the changes the test before made at the real time.
+    const at = Date.UTC(2030, 5, 1);
+    await applyRetention(target.client, target.database, 30, () => at - 100 * DAY);
+    // 30 days: complete from 30 days back, as configured.
+    expect(await rawEventsCompleteFrom(target.client, target.database, 30, at)).toBe(at - 30 * DAY);
+    // Raised to 90 at `at`: what had expired under 30 days stays gone.
+    expect(await applyRetention(target.client, target.database, 90, () => at)).toBe(true);
+    expect(await rawEventsCompleteFrom(target.client, target.database, 90, at + 10 * DAY)).toBe(at - 30 * DAY);
+    // Once 90 days have passed since the events kept then, the configured retention governs again.
+    expect(await rawEventsCompleteFrom(target.client, target.database, 90, at + 70 * DAY)).toBe(at - 20 * DAY);
+    // Lowered: the configured retention is the later bound.
+    expect(await applyRetention(target.client, target.database, 7, () => at + 80 * DAY)).toBe(true);
+    expect(await rawEventsCompleteFrom(target.client, target.database, 7, at + 80 * DAY)).toBe(at + 73 * DAY);
+    const changes = await queryRows<{ previous_days: number; days: number }>(target, 'SELECT previous_days, days FROM {db:Identifier}.usage_retention_changes ORDER BY changed_at');
+    expect(changes.slice(-2).map((c) => [Number(c.previous_days), Number(c.days)])).toEqual([[30, 90], [90, 7]]);
   });
 });

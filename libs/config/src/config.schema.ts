@@ -223,6 +223,16 @@ export const configSchema = strictObject({
         message: `must be less than usage.clickhouse.retentionDays (${config.usage.clickhouse.retentionDays}): the rollup reconciliation needs each day's raw events, which are deleted after retentionDays`,
       });
     }
+    const topicKeepsMs = config.usage.kafka.retentionMs;
+    if (config.usage.bus === 'kafka' && topicKeepsMs !== -1 && config.usage.clickhouse.retentionDays * 86_400_000 <= topicKeepsMs) {
+      // Billing may be given (again) an event as old as the topic keeps; one already past retentionDays
+      // when stored keeps no raw row nor id, so each redelivery would be counted again in the daily rollup.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['usage', 'clickhouse', 'retentionDays'],
+        message: `must be longer than usage.kafka.retentionMs (${+(topicKeepsMs / 86_400_000).toFixed(3)} days): an event older than retentionDays when billing stores it has no id kept to recognise it by, and a redelivery would be counted twice in the daily rollup (shorten the topic's retention instead)`,
+      });
+    }
   })
   .superRefine((config, ctx) => {
     // A key's allowedModels are matched with the name a request asks for (a model id, an alias or

@@ -23,7 +23,7 @@ export type { ResolvedPrice } from './pricing/price-book';
 export { UnpricedModels } from './pricing/unpriced-models';
 export { createClickHouse, embeddedPath, WITHOUT_OUTPUT_SETTINGS } from './clickhouse/clickhouse-client';
 export type { ClickHouseClient, ClickHouseTarget } from './clickhouse/clickhouse-client';
-export { applyRetention, checksumOf, migrate } from './clickhouse/migration';
+export { applyRetention, checksumOf, migrate, rawEventsCompleteFrom } from './clickhouse/migration';
 export type { Migration, MigrationResult } from './clickhouse/migration';
 export { USAGE_MIGRATIONS } from './clickhouse/migrations';
 export { DENSE_CHANGE_EVERY, DENSE_CHARS_PER_TOKEN, DENSE_RUN_CHARS, estimatedTokens, estimatedTokenWeight } from './pricing/token-estimate';

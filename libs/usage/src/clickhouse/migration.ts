@@ -73,11 +73,14 @@ function assertOrdered(migrations: readonly Migration[]): void {
   });
 }
 
+const DAY_MS = 86_400_000;
+
 /**
  * Keeps raw events (and their ids) for `days`: the TTL comes from configuration, so it is set at
- * start-up rather than in a migration, and only when it differs from the table's.
+ * start-up rather than in a migration, and only when it differs from the table's. A change of the
+ * raw table's retention is recorded in `usage_retention_changes` (see {@link rawEventsCompleteFrom}).
  */
-export async function applyRetention(client: ClickHouseClient, database: string, days: number): Promise<boolean> {
+export async function applyRetention(client: ClickHouseClient, database: string, days: number, now: () => number = Date.now): Promise<boolean> {
   const rows = await (
     await client.query({
       query: "SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND name IN ('usage_events', 'usage_event_ids')",
@@ -89,6 +92,16 @@ export async function applyRetention(client: ClickHouseClient, database: string,
   for (const row of rows) {
     // The parameter is kept in the table definition as `_CAST(<days>, 'UInt32')`.
     if (new RegExp(`toIntervalDay\\((_CAST\\()?${days}\\b`).test(row.engine_full)) continue;
+    const previous = /toIntervalDay\((?:_CAST\()?(\d+)\b/.exec(row.engine_full)?.[1];
+    // Recorded before the change: a start that fails between the two records it again, never
+    // changes without it. A table without a TTL held every event: nothing to record.
+    if (row.name === 'usage_events' && previous !== undefined) {
+      await client.insert({
+        table: `${database}.usage_retention_changes`,
+        values: [{ changed_at: new Date(now()).toISOString().slice(0, 23).replace('T', ' '), previous_days: Number(previous), days }],
+        format: 'JSONEachRow',
+      });
+    }
     await client.command({
       query: `ALTER TABLE {db:Identifier}.{table:Identifier} MODIFY TTL toDateTime(received_at) + toIntervalDay({days:UInt32})`,
       query_params: { db: database, table: row.name, days },
@@ -97,4 +110,22 @@ export async function applyRetention(client: ClickHouseClient, database: string,
     changed = true;
   }
   return changed;
+}
+
+/**
+ * Since when (epoch ms) the raw table holds every event it was given: `days` (the retention now
+ * configured) before `now`, or later when the retention was raised: a change from `p` days at `t`
+ * left the table holding events from `t − p` on, whatever the new retention. Days before it must
+ * never be compared with the rollup: their first events expired.
+ */
+export async function rawEventsCompleteFrom(client: ClickHouseClient, database: string, days: number, now: number): Promise<number> {
+  const [row] = await (
+    await client.query({
+      query: 'SELECT max(toUnixTimestamp64Milli(changed_at) - toInt64(previous_days) * 86400000) AS from_ms, count() AS changes FROM {db:Identifier}.usage_retention_changes',
+      query_params: { db: database },
+      format: 'JSONEachRow',
+    })
+  ).json<{ from_ms: string | number; changes: string | number }>();
+  const configured = now - days * DAY_MS;
+  return row && Number(row.changes) > 0 ? Math.max(configured, Number(row.from_ms)) : configured;
 }

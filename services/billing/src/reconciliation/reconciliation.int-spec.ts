@@ -4,7 +4,7 @@ import { accountAt, BudgetCatalog, InProcessBudgetBus, RedisBudgetLedger, RedisB
 import { budgetSchema, clickhouseSchema } from '@openrouter/config';
 import { usagev1 } from '@openrouter/contracts';
 import { createLogger, createMetricsRegistry, ReconciliationMetrics } from '@openrouter/observability';
-import { createClickHouse, emptyUsageEvent, migrate, USAGE_MIGRATIONS, type ClickHouseClient, type ClickHouseTarget } from '@openrouter/usage';
+import { applyRetention, createClickHouse, emptyUsageEvent, migrate, USAGE_MIGRATIONS, type ClickHouseClient, type ClickHouseTarget } from '@openrouter/usage';
 import { BudgetReconciler } from '../budgets/budget-reconciler';
 import { ClickHouseReportsRepository } from '../reports/reports.repository';
 import { ClickHouseUsageEventRepository } from '../usage/usage-event.repository';
@@ -175,6 +175,30 @@ describe('reconciliation (chDB, redis-server)', () => {
       const days = await reconciler.reconcileWindow();
       expect(days.map((d) => d.day)).toEqual(['2025-03-11']);
       await reconciler.close();
+    });
+
+    it('after a raise of the retention, never compares a day whose raw events expired under the earlier one', async () => {
+      // A database of its own on the same engine: its retention changes are its own.
+      const own: ClickHouseTarget = { ...store, database: `raised_${randomBytes(4).toString('hex')}` };
+      await migrate(own.client, own.database, USAGE_MIGRATIONS);
+      const ownRepository = new ClickHouseUsageEventRepository(own.client, own.database);
+      // A day 40 days back, in the rollup; its raw events have gone (a retention of 30 days).
+      const old = NOW - 40 * 86_400_000;
+      await ownRepository.insertRows([ownRepository.encode(event('gone-1', old, 'search', '10')), ownRepository.encode(event('gone-2', old, 'search', '15'))]);
+      const oldDay = new Date(old).toISOString().slice(0, 10);
+      await own.client.command({ query: 'ALTER TABLE {db:Identifier}.usage_events DELETE WHERE 1', query_params: { db: own.database }, clickhouse_settings: { mutations_sync: '1' } });
+      // The retention was 30 days, and is raised to 90 (with a look-back of 60) at NOW.
+      await applyRetention(own.client, own.database, 30, () => NOW - 400 * 86_400_000);
+      await applyRetention(own.client, own.database, 90, () => NOW);
+      const reconciler = new RollupReconciler(own.client, own.database, { lookbackDays: 60, settleMs: 0, retentionDays: 90 }, logger, { clock: () => NOW });
+      const days = await reconciler.reconcileWindow();
+      await reconciler.close();
+      // Only the days since NOW − 30 days are compared; the day of 40 days back keeps its invoice figures.
+      expect(days.map((d) => d.day)[0]).toBe(new Date(NOW - 29 * 86_400_000).toISOString().slice(0, 10));
+      expect(days.map((d) => d.day)).not.toContain(oldDay);
+      expect(days.every((d) => d.outcome === 'consistent')).toBe(true);
+      const [kept] = await rows<{ requests: string; cost: string }>(own, 'SELECT toString(sum(requests)) AS requests, toString(sum(cost)) AS cost FROM {db:Identifier}.usage_daily WHERE day = {day:Date}', { day: oldDay });
+      expect(kept).toEqual({ requests: '2', cost: '25' });
     });
 
     it('adds what the rollup missed, and corrects a day only with the lease', async () => {

@@ -1,5 +1,5 @@
 import type { Logger } from '@openrouter/observability';
-import { WITHOUT_OUTPUT_SETTINGS, type ClickHouseClient } from '@openrouter/usage';
+import { rawEventsCompleteFrom, WITHOUT_OUTPUT_SETTINGS, type ClickHouseClient } from '@openrouter/usage';
 import { LeasedJob, type LeasedJobOptions } from './leased-job';
 
 const DAY_MS = 86_400_000;
@@ -62,7 +62,7 @@ export class RollupReconciler {
   constructor(
     private readonly client: ClickHouseClient,
     private readonly database: string,
-    /** `retentionDays`: the raw events' TTL; a day not wholly within it is never compared. */
+    /** `retentionDays`: the raw events' TTL; a day not wholly within it (or within what an earlier, shorter one kept) is never compared. */
     private readonly settings: { lookbackDays: number; settleMs: number; retentionDays?: number },
     private readonly logger: Logger,
     options: LeasedJobOptions & {
@@ -88,12 +88,14 @@ export class RollupReconciler {
   /**
    * Each closed UTC day of the last `lookbackDays`, oldest first, that lies wholly within the raw
    * events' retention: a day whose first events may have expired would look over-counted and have
-   * its rollup taken off.
+   * its rollup taken off. After a raise of the retention, that is from the change minus the
+   * earlier retention (`rawEventsCompleteFrom`), whatever the new one says.
    */
   async reconcileWindow(): Promise<DayReconciliation[]> {
     const now = this.clock();
     const today = Math.floor(now / DAY_MS);
-    const kept = this.settings.retentionDays === undefined ? -Infinity : now - this.settings.retentionDays * DAY_MS;
+    const days = this.settings.retentionDays;
+    const kept = days === undefined ? -Infinity : await rawEventsCompleteFrom(this.client, this.database, days, now);
     const out: DayReconciliation[] = [];
     for (let back = this.settings.lookbackDays; back >= 1; back--) {
       const start = (today - back) * DAY_MS;

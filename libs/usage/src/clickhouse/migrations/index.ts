@@ -9,6 +9,8 @@ import { usageEventCacheHit } from './0007-usage-event-cache-hit';
 import { usageDailyCacheHits } from './0008-usage-daily-cache-hits';
 import { usageEventAudio } from './0009-usage-event-audio';
 import { usageEventImages } from './0010-usage-event-images';
+import { usageDurableInserts } from './0011-usage-durable-inserts';
+import { usageRetentionChanges } from './0012-usage-retention-changes';
 
 /** Every ClickHouse migration, in order. Applied migrations never change: add a new one. */
-export const USAGE_MIGRATIONS: readonly Migration[] = [usageEvents, usageEventIds, usageDaily, alertHistory, usageDailySigned, usageEventRequestId, usageEventCacheHit, usageDailyCacheHits, usageEventAudio, usageEventImages];
+export const USAGE_MIGRATIONS: readonly Migration[] = [usageEvents, usageEventIds, usageDaily, alertHistory, usageDailySigned, usageEventRequestId, usageEventCacheHit, usageDailyCacheHits, usageEventAudio, usageEventImages, usageDurableInserts, usageRetentionChanges];
