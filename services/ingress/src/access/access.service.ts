@@ -668,6 +668,8 @@ export class AccessService {
   async rotateKey(actor: Actor, id: string, graceSeconds: number): Promise<{ key: string; record: PublicApiKey }> {
     const found = await this.visibleKey(actor, id);
     if (found.revokedAt !== undefined) throw keyRevoked(id, 'rotated');
+    // Its new secret would never be accepted: the key stays expired. Extending it comes first.
+    if (found.expiresAt !== undefined && Date.parse(found.expiresAt) <= Date.now()) throw keyExpired(id, found.expiresAt);
     const key = generateApiKey();
     const hash = this.keys.hash(key);
     const graceMs = graceSeconds * 1000;
@@ -1190,6 +1192,10 @@ function withKeyChanges(stored: ApiKeyRecord, input: UpdateKeyInput): ApiKeyReco
 
 function keyRevoked(id: string, what: 'changed' | 'rotated'): GatewayError {
   return new GatewayError('conflict', `The key "${id}" is revoked and cannot be ${what}; issue a new key instead.`, { param: 'id', code: 'key_revoked' });
+}
+
+function keyExpired(id: string, expiresAt: string): GatewayError {
+  return new GatewayError('conflict', `The key "${id}" expired at ${expiresAt}: a new secret for it would never be accepted. Give it a later expires_at (PATCH /admin/v1/keys/${id}) before rotating it, or issue a new key.`, { param: 'id', code: 'key_expired' });
 }
 
 /** A rotation overtaken by another: the key no longer has the secret the caller read. */

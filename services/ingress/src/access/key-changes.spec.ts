@@ -79,6 +79,24 @@ describe('changing an issued key', () => {
     expect((await repository.readAudit({ direction: 'older', count: 100 })).entries).toHaveLength(audited);
   });
 
+  it('refuses to rotate an expired key (409 key_expired), whose new secret would never be accepted, until its expiry is moved', async () => {
+    const { a, repository } = await replicas();
+    const { record } = await a.issueKey(admin, { ...keyInput, expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+    const stored = await repository.keyById(record.id);
+    if (!stored) throw new Error('expected the key');
+    await repository.saveKey({ ...stored, expiresAt: '2026-01-01T00:00:00.000Z' });
+    const audited = (await repository.readAudit({ direction: 'older', count: 100 })).entries.length;
+    const refused = await refusal(a.rotateKey(admin, record.id, 60));
+    expect(refused).toMatchObject({ kind: 'conflict', code: 'key_expired', param: 'id' });
+    expect(refused.message).toContain('expired at 2026-01-01T00:00:00.000Z');
+    expect((await repository.keyById(record.id))?.hash).toBe(stored.hash);
+    expect((await repository.readAudit({ direction: 'older', count: 100 })).entries).toHaveLength(audited);
+    // Given a later expiry, it rotates, and its new secret is accepted.
+    await a.updateKey(admin, record.id, { expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+    const rotated = await a.rotateKey(admin, record.id, 0);
+    expect(await a.keyOf(rotated.key)).toBeDefined();
+  });
+
   it('refuses a key revoked between its read and its write, writing nothing', async () => {
     const { a, repository } = await replicas();
     const { record } = await a.issueKey(admin, keyInput);
