@@ -1,6 +1,6 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { createLogger } from '@openrouter/observability';
 import { closedPort } from '../support/infra/chdb-http-relay';
+import { BrokerRelay } from '../support/infra/broker-relay';
 import { KAFKA_SASL_USER } from '../support/infra/kafka';
 import { readyAnswer as ready } from '../support/infra/ready-probe';
 import { sharedKafkaBrokers, sharedKafkaSaslBrokers } from '../support/infra/shared-infra';
@@ -21,48 +21,6 @@ async function waitingForKafka(httpPort: number, tries: number, failure: () => u
     const answer = await ready(httpPort);
     return answer && Number(answer.body.details?.['kafka']?.['tries']) >= tries ? answer : undefined;
   }, { timeoutMs: 60_000, what: `billing not ready after ${tries} tries to reach Kafka` });
-}
-
-/**
- * A TCP relay to the shared broker, listening only once asked: the broker billing is configured
- * with is not reachable until then, as a Kafka still starting (or restarting) during a rollout.
- */
-class BrokerRelay {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  /** Connections taken so far. */
-  accepted = 0;
-
-  constructor(private readonly broker: string) {}
-
-  listen(port: number): Promise<void> {
-    if (this.server) return Promise.resolve();
-    const [host = '127.0.0.1', target = '0'] = this.broker.split(':');
-    const server = createServer((client) => {
-      this.accepted++;
-      const upstream = createConnection({ host, port: Number(target) });
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on('close', () => this.sockets.delete(socket));
-        socket.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    this.server = server;
-    return new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  }
-
-  /** Whether no connection through the relay is open. */
-  get idle(): boolean {
-    return this.sockets.size === 0;
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((done) => (this.server ? this.server.close(() => done()) : done()));
-  }
 }
 
 describe('billing started before its Kafka broker is reachable', () => {

@@ -4,6 +4,11 @@ export interface ReadinessCheck {
   check(): Promise<boolean>;
   /** Facts shown next to the verdict in `/ready` (e.g. consumer lag); never secrets. */
   details?(): Promise<Record<string, unknown>>;
+  /**
+   * Shown in `/ready` (its verdict and details) without deciding it: the service still serves what
+   * it is routed for while this fails (billing's report RPCs while its Kafka consumer is stopped).
+   */
+  advisory?: boolean;
 }
 
 export interface ReadinessReport {
@@ -17,10 +22,10 @@ export async function evaluateReadiness(checks: readonly ReadinessCheck[], timeo
     checks.map(async (c) => {
       const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref());
       const ok = await Promise.race([c.check().catch(() => false), timeout]);
-      return [c.name, ok ? 'ok' : 'failing'] as const;
+      return [c.name, ok ? 'ok' : 'failing', c.advisory === true] as const;
     }),
   );
-  const report: ReadinessReport = { ready: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
+  const report: ReadinessReport = { ready: results.every(([, r, advisory]) => advisory || r === 'ok'), checks: Object.fromEntries(results.map(([name, r]) => [name, r])) };
   const withDetails = checks.filter((c) => c.details);
   if (withDetails.length > 0) {
     const details = await Promise.all(

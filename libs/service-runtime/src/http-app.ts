@@ -172,7 +172,7 @@ export async function startHttpApp(module: Type<unknown> | DynamicModule, listen
   const adapter = new FastifyAdapter({
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     // A path parameter may be an id of 128 characters (an experiment's name), percent-encoded.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     logger: false,
     // Answered by the onRequest hook below instead, in OpenAI's error shape.
     return503OnClosing: false,

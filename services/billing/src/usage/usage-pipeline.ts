@@ -50,9 +50,13 @@ export async function startUsagePipeline(config: GatewayConfig, logger: Logger, 
     // The store's own check (`clickhouse`) is the caller's, from before the pipeline started.
     const readiness: ReadinessCheck[] = [
       {
-        // A Kafka consumer kafkajs stopped for good (a batch it cannot decode) is not ready while
-        // a fresh one is tried, even though the broker still answers the lag query.
+        // A Kafka consumer kafkajs stopped for good (a batch it cannot decode) fails this while a
+        // fresh one is tried, even though the broker still answers the lag query. Advisory: billing
+        // still answers its report RPCs (invoices, usage, exports) from ClickHouse meanwhile, and a
+        // replica not ready would leave the Service, and those with it, for the whole Kafka outage.
+        // The consumer's state is watched by `openrouter_usage_consumer_running` and its alert.
         name: 'usage-consumer',
+        advisory: true,
         check: async () => active !== undefined && (consumer?.isRunning() ?? true) && (await active.lag()) >= 0,
         details: async () => ({ bus: kafka ? 'kafka' : 'in-process', ...(consumer ? consumer.status() : {}), lag: active ? await active.lag() : null, ...ingest.stats() }),
       },

@@ -1,5 +1,5 @@
 import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSRequestTimeoutError } from 'kafkajs';
-import { kafkaOutage } from './kafka-usage.source';
+import { kafkaOutage } from './kafka-wait';
 
 describe('kafkaOutage', () => {
   it('reads a broker that is away through the wrapper of kafkajs\'s last retry', () => {
