@@ -142,6 +142,21 @@ describe('the service token between services', () => {
     }
   });
 
+  it('says when a listener takes calls from anyone who reaches it: no token, no client certificates, not on loopback', async () => {
+    expect(security('').exposure('0.0.0.0')).toContain('grpc.auth.token is empty');
+    expect(security('').exposure('10.1.2.3')).toContain('the gRPC listener on 10.1.2.3');
+    expect(security('').exposure('::')).toBeDefined();
+    for (const loopback of ['127.0.0.1', '127.0.1.1', 'localhost', '::1', '[::1]']) expect(security('').exposure(loopback)).toBeUndefined();
+    expect(security(TOKEN).exposure('0.0.0.0')).toBeUndefined();
+    // Told by the server's start, once: on 0.0.0.0 without a token; not on loopback, nor with one.
+    const told: string[] = [];
+    const open = await GrpcServerHandle.start('0.0.0.0', 0, [], security(''), (warning) => told.push(warning));
+    const local = await GrpcServerHandle.start('127.0.0.1', 0, [], security(''), (warning) => told.push(warning));
+    const guarded = await GrpcServerHandle.start('0.0.0.0', 0, [], security(TOKEN), (warning) => told.push(warning));
+    await Promise.all([open, local, guarded].map((server) => server.close(0)));
+    expect(told).toEqual([expect.stringContaining('the gRPC listener on 0.0.0.0 takes calls without a service token')]);
+  });
+
   it('leaves a server without a token open, as before', async () => {
     const open = await serve(security(''));
     try {
@@ -234,6 +249,12 @@ describe('TLS between services', () => {
     const foreign = await failure(unary(clientOf(security(TOKEN, tls({ cert: 'foreign-client.crt', key: 'foreign-client.key', ca: 'ca.crt' })), address)));
     for (const error of [anonymous, foreign]) expect(grpcCode(error)).toBe(status.UNAVAILABLE);
     expect(handled).toHaveLength(2);
+  });
+
+  it('with a CA (client certificates required), takes no call from anyone: no exposure without a token', () => {
+    expect(security('', tls({ cert: 'server.crt', key: 'server.key', ca: 'ca.crt' })).exposure('0.0.0.0')).toBeUndefined();
+    // Server TLS alone verifies no client.
+    expect(security('', tls({ cert: 'server.crt', key: 'server.key' })).exposure('0.0.0.0')).toBeDefined();
   });
 
   it('cannot be spoken to in plaintext', async () => {

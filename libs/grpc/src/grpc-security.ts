@@ -181,6 +181,19 @@ export class GrpcSecurity {
     return new GrpcSecurity(token, accepted, readTls(settings.tls, read), connections);
   }
 
+  /**
+   * Why a server listening on `host` takes calls from anyone who reaches it, or undefined: no
+   * service token (`grpc.auth.token` empty) and no client certificate required (`grpc.tls.ca`),
+   * on a host other than loopback. Such a listener makes provider calls (an adapter, the router)
+   * or answers any tenant's reports (billing) for whoever connects.
+   */
+  exposure(host: string): string | undefined {
+    if (this.accepted.length > 0 || this.tls?.ca !== undefined) return undefined;
+    const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+    if (bare === 'localhost' || bare === '::1' || /^127\./.test(bare)) return undefined;
+    return `the gRPC listener on ${host} takes calls without a service token (grpc.auth.token is empty, OPENROUTER_INTERNAL_TOKEN in the shipped files) and without client certificates (grpc.tls.ca): anyone who can reach it can make provider calls or read any tenant's reports. Set a token of your own (\`openssl rand -hex 32\`), the same in every service`;
+  }
+
   /** The server's credentials: TLS with `cert` and `key`, requiring a client certificate signed by `ca` when it is set. */
   serverCredentials(): ServerCredentials {
     const tls = this.tls;

@@ -37,14 +37,20 @@ export class GrpcServerHandle {
     readonly port: number,
   ) {}
 
-  /** `security`: the service token check and TLS (`grpc.auth`, `grpc.tls`); without it, plaintext and no token. */
-  static async start(host: string, port: number, services: GrpcServiceBinding[], security?: GrpcSecurity): Promise<GrpcServerHandle> {
+  /**
+   * `security`: the service token check and TLS (`grpc.auth`, `grpc.tls`); without it, plaintext
+   * and no token. `warn` is told once when the listener takes calls from anyone who reaches it
+   * (no token, no client certificates, not on loopback: `GrpcSecurity.exposure`).
+   */
+  static async start(host: string, port: number, services: GrpcServiceBinding[], security?: GrpcSecurity, warn?: (message: string) => void): Promise<GrpcServerHandle> {
     const credentials = security?.serverCredentials() ?? ServerCredentials.createInsecure();
     const server = new Server({ ...CHANNEL_OPTIONS, ...security?.serverOptions() });
     for (const s of services) server.addService(s.definition, s.implementation);
     const bound = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${host}:${port}`, credentials, (error, actual) => (error ? reject(error) : resolve(actual))),
     );
+    const exposed = security?.exposure(host);
+    if (exposed && warn) warn(exposed);
     return new GrpcServerHandle(server, bound);
   }
 

@@ -41,7 +41,7 @@ export async function startAdapter(config: GatewayConfig, logger: Logger, teleme
   if (mayProxy(egress)) {
     logger.info({ httpProxy: httpProxy && proxyForLog(httpProxy), httpsProxy: httpsProxy && proxyForLog(httpsProxy), noProxy }, 'outbound calls go through a forward proxy');
   }
-  const grpc = await GrpcServerHandle.start(config.adapter.grpc.host, config.adapter.grpc.port, [traceGrpcBinding(adapterGrpcBinding(service, logger), telemetry.tracing)], security);
+  const grpc = await GrpcServerHandle.start(config.adapter.grpc.host, config.adapter.grpc.port, [traceGrpcBinding(adapterGrpcBinding(service, logger), telemetry.tracing)], security, (warning) => logger.warn(warning));
   const readiness: ReadinessCheck[] = [];
   const http = await startHttpApp(HealthModule.register('adapter', readiness, telemetry.registry), config.adapter.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port, providers: service.providerIds }, 'adapter started');

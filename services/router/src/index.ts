@@ -75,7 +75,7 @@ export async function startRouter(config: GatewayConfig, logger: Logger, telemet
     },
   );
   const service = new RouterService(engine, instrumentAdapterPort(options.adapter ?? grpcAdapters(adapters), metrics), guardrails, (model) => metrics.deprecatedModelRequest(model));
-  const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)], security);
+  const grpc = await GrpcServerHandle.start(config.router.grpc.host, config.router.grpc.port, [traceGrpcBinding(routerGrpcBinding(service, logger), telemetry.tracing)], security, (warning) => logger.warn(warning));
   const readiness: ReadinessCheck[] = [{ name: 'adapters', check: async () => options.adapter !== undefined || adapters.anyReachable(500) }];
   const http = await startHttpApp(HealthModule.register('router', readiness, telemetry.registry), config.router.http, logger, { tracing: telemetry.tracing });
   logger.info({ grpcPort: grpc.port, httpPort: http.port }, 'router started');

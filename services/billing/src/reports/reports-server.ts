@@ -36,7 +36,7 @@ export async function startReports(config: GatewayConfig, usage: UsagePipelineHa
   const closeReportStore = async (): Promise<void> => {
     if (reportStore !== usage.store) await reportStore.client.close();
   };
-  const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)], GrpcSecurity.fromConfig(config.grpc)).catch(async (error: unknown) => {
+  const grpc = await GrpcServerHandle.start(config.billing.grpc.host, config.billing.grpc.port, [billingGrpcBinding(service, logger)], GrpcSecurity.fromConfig(config.grpc), (warning) => logger.warn(warning)).catch(async (error: unknown) => {
     await closeReportStore();
     throw error;
   });
