@@ -67,6 +67,25 @@ describe('describeListenFailure', () => {
     expect(describeListenFailure(error, config, ['router'])?.message).toBe(`the router gRPC listener cannot listen on 127.0.0.1:${held.port} (router.grpc.port): address already in use`);
   });
 
+  it('names the host setting of a listener whose host name does not resolve, from an HTTP server and from grpc-js', async () => {
+    const host = 'no-such-host.invalid';
+    const config = configWith({ router: { grpc: { host, port: 0 }, http: { host, port: 0 }, adapters: { default: '127.0.0.1:2' } } });
+    const httpError = await startHttpApp(HealthModule.register('router'), config.router.http, createLogger('router', 'silent')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const http = describeListenFailure(httpError, config, ['router']);
+    expect(http?.message).toBe(`cannot listen on ${host} (router.grpc.host, router.http.host): the host name does not resolve`);
+    expect(http?.setting).toBe('router.grpc.host');
+    const console = jest.spyOn(globalThis.console, 'error').mockImplementation(() => undefined);
+    const grpcError = await GrpcServerHandle.start(host, 0, []).then(
+      async (server) => server.close(0),
+      (e: unknown) => e,
+    );
+    console.mockRestore();
+    expect(describeListenFailure(grpcError, config, ['router'])?.message).toBe(`the router gRPC listener cannot listen on ${host}:0 (router.grpc.host): the host name does not resolve`);
+  });
+
   it("names the ingress's listeners and the embedded gateway's simulated provider", () => {
     const config = configWith({
       gateway: { simulator: { enabled: true, host: '127.0.0.1', port: 18079 } },

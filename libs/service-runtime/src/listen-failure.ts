@@ -29,7 +29,10 @@ const NAMES: Record<string, string> = {
 
 interface FailedListen {
   code: string;
-  port: number;
+  /** The port tried; undefined for a host name that did not resolve (no port was tried yet). */
+  port?: number;
+  /** The host name that did not resolve. */
+  host?: string;
 }
 
 /**
@@ -39,9 +42,14 @@ interface FailedListen {
 function failedListen(error: unknown): FailedListen | undefined {
   // Read by shape: Node's errors are not always of this realm's Error (a test's VM context).
   if (typeof error !== 'object' || error === null) return undefined;
-  const e = error as { code?: unknown; syscall?: unknown; port?: unknown; message?: unknown };
+  const e = error as { code?: unknown; syscall?: unknown; port?: unknown; hostname?: unknown; message?: unknown };
   if (e.syscall === 'listen' && typeof e.code === 'string' && typeof e.port === 'number') return { code: e.code, port: e.port };
-  const quoted = typeof e.message === 'string' ? /listen (E[A-Z_]+): .*?:(\d+)\]?$/m.exec(e.message) : null;
+  // A listen host that does not resolve: Node's lookup error (HTTP servers), or grpc-js's words for it.
+  if (e.syscall === 'getaddrinfo' && typeof e.code === 'string' && typeof e.hostname === 'string') return { code: e.code, host: e.hostname };
+  const message = typeof e.message === 'string' ? e.message : '';
+  const unresolved = /Name resolution failed for target dns:(.+):(\d+)/.exec(message);
+  if (unresolved?.[1] && unresolved[2]) return { code: 'ENOTFOUND', host: unresolved[1], port: Number(unresolved[2]) };
+  const quoted = /listen (E[A-Z_]+): .*?:(\d+)\]?$/m.exec(message);
   return quoted?.[1] && quoted[2] ? { code: quoted[1], port: Number(quoted[2]) } : undefined;
 }
 
@@ -66,11 +74,26 @@ function listenersOf(config: GatewayConfig, sections: readonly string[]): Array<
  */
 export function describeListenFailure(error: unknown, config: GatewayConfig, sections: readonly string[]): ListenError | undefined {
   const failed = failedListen(error);
-  if (!failed || failed.port === 0) return undefined;
-  const listener = listenersOf(config, sections).find((l) => l.port === failed.port);
+  if (!failed) return undefined;
+  const listeners = listenersOf(config, sections);
+  if (failed.host !== undefined && failed.port === undefined) {
+    // Node's lookup error names no port: every listener on that host is named.
+    const named = listeners.filter((l) => l.host === failed.host).map((l) => `${l.setting}.host`);
+    if (named.length === 0) return undefined;
+    const reason = REASONS[failed.code] ?? failed.code;
+    return new ListenError(`cannot listen on ${failed.host} (${named.join(', ')}): ${reason}`, named[0] ?? '', { cause: error });
+  }
+  // A name that does not resolve is the host's fault: found by it (and its port when known), named by `.host`.
+  const listener =
+    failed.host !== undefined
+      ? listeners.find((l) => l.host === failed.host && (l.port === failed.port || l.port === 0))
+      : failed.port === 0
+        ? undefined
+        : listeners.find((l) => l.port === failed.port);
   if (!listener) return undefined;
   const [section = '', key = ''] = listener.setting.split('.');
   const name = NAMES[listener.setting] ?? `the ${section} ${key === 'grpc' ? 'gRPC listener' : key === 'http' ? 'HTTP listener (probes and metrics)' : `listener ${key}`}`;
   const reason = REASONS[failed.code] ?? failed.code;
-  return new ListenError(`${name} cannot listen on ${listener.host}:${listener.port} (${listener.setting}.port): ${reason}`, `${listener.setting}.port`, { cause: error });
+  const setting = `${listener.setting}.${failed.host !== undefined ? 'host' : 'port'}`;
+  return new ListenError(`${name} cannot listen on ${listener.host}:${listener.port} (${setting}): ${reason}`, setting, { cause: error });
 }
