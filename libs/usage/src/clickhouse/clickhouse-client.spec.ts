@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { clickhouseSchema } from '@openrouter/config';
 import { createLogger } from '@openrouter/observability';
 import { createClickHouse, withoutCredentials } from './clickhouse-client';
@@ -51,6 +54,21 @@ describe('createClickHouse against a server that is not there', () => {
     } finally {
       printed.mockRestore();
       await target.client.close();
+    }
+  });
+});
+
+describe('createClickHouse with an embedded data directory it cannot make', () => {
+  it('refuses with a configuration error naming the setting, not a bare ENOTDIR', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chdb-dir-spec-'));
+    try {
+      const file = join(dir, 'a-file');
+      writeFileSync(file, 'x');
+      const config = clickhouseSchema.parse({ embedded: { path: join(file, 'clickhouse') } });
+      expect(() => createClickHouse(config, dir)).toThrow(expect.objectContaining({ name: 'ConfigError', source: expect.stringContaining('usage.clickhouse.embedded.path') as string }) as Error);
+      expect(() => createClickHouse(config, dir)).toThrow(`the embedded ClickHouse cannot use the directory ${join(file, 'clickhouse')}: ENOTDIR`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -4,6 +4,7 @@ import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHous
 import type * as Chdb from 'chdb/connection';
 import type { ClickHouseConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
+import { unusableDirectory } from '../unusable-directory';
 
 export type { ClickHouseClient };
 
@@ -46,7 +47,13 @@ export function createClickHouse(config: ClickHouseConfig, dataDir: string, logg
     return { client, kind: 'server', database: config.database, location: withoutCredentials(config.url) };
   }
   const path = embeddedPath(config, dataDir);
-  if (path !== ':memory:') mkdirSync(path, { recursive: true });
+  if (path !== ':memory:') {
+    try {
+      mkdirSync(path, { recursive: true });
+    } catch (error) {
+      throw unusableDirectory('usage.clickhouse.embedded.path (empty: under gateway.dataDir, OPENROUTER_DATA_DIR)', 'the embedded ClickHouse', path, error);
+    }
+  }
   // chdb types its connection against its own copy of @clickhouse/client-common's declarations;
   // the shapes are the same, the declaration files differ.
   const connection = loadChdb().createChdbConnection({ path }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>;

@@ -29,6 +29,17 @@ describe('FileOutbox', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('refuses a directory it cannot make with a configuration error naming the setting, not a bare EEXIST', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    const refusal = await FileOutbox.open(join(file, 'outbox'), options).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refusal).toMatchObject({ name: 'ConfigError', source: expect.stringContaining('usage.outbox.dir') as string });
+    expect(String((refusal as Error).message)).toContain(`the usage outbox cannot use the directory ${join(file, 'outbox')}: ENOTDIR`);
+  });
+
   it('replays records in append order across segments, then removes them', async () => {
     const outbox = await FileOutbox.open(dir, options);
     for (let i = 0; i < 300; i += 10) await outbox.append(Array.from({ length: 10 }, (_, j) => message(i + j)));

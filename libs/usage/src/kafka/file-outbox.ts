@@ -4,6 +4,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from '@openrouter/observability';
 import type { UsageMessage } from '../bus/usage-bus';
 import { OutboxLock } from './outbox-lock';
+import { unusableDirectory } from '../unusable-directory';
 
 export interface FileOutboxOptions {
   /** Appends that would grow the outbox past this many bytes fail with `OutboxFullError`. */
@@ -83,7 +84,9 @@ export class FileOutbox {
 
   /** Opens the outbox in `dir`; fails with `OutboxLockedError` when another process has it open. */
   static async open(dir: string, options: FileOutboxOptions): Promise<FileOutbox> {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true }).catch((error: unknown) => {
+      throw unusableDirectory('usage.outbox.dir (OPENROUTER_OUTBOX_DIR; empty: under gateway.dataDir, OPENROUTER_DATA_DIR)', 'the usage outbox', dir, error);
+    });
     const lock = await OutboxLock.acquire(dir, { staleMs: options.lockStaleMs ?? 10_000, logger: options.logger });
     const outbox = new FileOutbox(dir, options, lock);
     try {
