@@ -1,7 +1,7 @@
 import { createLogger } from '@openrouter/observability';
 import { parseConfig, type GatewayConfig } from '@openrouter/config';
 import { startAlerting, type AlertingHandle } from '@openrouter/alerting';
-import { BrokerRelay } from '../support/infra/broker-relay';
+import { BrokerRelay, waitingForKafka } from '../support/infra/broker-relay';
 import { closedPort } from '../support/infra/chdb-http-relay';
 import { readyAnswer as ready } from '../support/infra/ready-probe';
 import { sharedKafkaBrokers } from '../support/infra/shared-infra';
@@ -30,11 +30,7 @@ describe('alerting started before its Kafka broker is reachable', () => {
     );
     try {
       // Several tries, each failing as kafkajs gives up on the address: the start goes on waiting (it ended at the first before).
-      const waiting = await waitFor(async () => {
-        if (failure !== undefined) throw failure;
-        const answer = await ready(httpPort);
-        return answer && Number(answer.body.details?.['kafka']?.['tries']) >= 2 ? answer : undefined;
-      }, { timeoutMs: 60_000, what: 'alerting not ready after two tries to reach Kafka' });
+      const waiting = await waitingForKafka('alerting', httpPort, 2, () => failure);
       expect(waiting.status).toBe(503);
       expect(waiting.body.checks['kafka']).toBe('failing');
       expect(waiting.body.details?.['kafka']).toMatchObject({ dependency: 'the usage bus (Kafka)', location: `127.0.0.1:${brokerPort}`, state: 'waiting', setting: 'usage.kafka.brokers / KAFKA_BROKERS' });

@@ -1,6 +1,6 @@
 import { createLogger } from '@openrouter/observability';
 import { closedPort } from '../support/infra/chdb-http-relay';
-import { BrokerRelay } from '../support/infra/broker-relay';
+import { BrokerRelay, waitingForKafka } from '../support/infra/broker-relay';
 import { KAFKA_SASL_USER } from '../support/infra/kafka';
 import { readyAnswer as ready } from '../support/infra/ready-probe';
 import { sharedKafkaBrokers, sharedKafkaSaslBrokers } from '../support/infra/shared-infra';
@@ -12,15 +12,6 @@ import { startBilling, type BillingHandle } from '@openrouter/billing';
 function billingConfig(brokers: string[], httpPort: number): ReturnType<typeof usageTestConfig> {
   const base = usageTestConfig({ brokers });
   return { ...base, billing: { ...base.billing, http: { ...base.billing.http, host: '127.0.0.1', port: httpPort }, grpc: { ...base.billing.grpc, port: 0 }, rollup: { ...base.billing.rollup, reconcileIntervalMs: 0 } } };
-}
-
-/** `/ready` once the wait for Kafka has failed `tries` times, the start still under way (it throws what the start failed with). */
-async function waitingForKafka(httpPort: number, tries: number, failure: () => unknown): Promise<NonNullable<Awaited<ReturnType<typeof ready>>>> {
-  return waitFor(async () => {
-    if (failure() !== undefined) throw failure();
-    const answer = await ready(httpPort);
-    return answer && Number(answer.body.details?.['kafka']?.['tries']) >= tries ? answer : undefined;
-  }, { timeoutMs: 60_000, what: `billing not ready after ${tries} tries to reach Kafka` });
 }
 
 describe('billing started before its Kafka broker is reachable', () => {
@@ -37,7 +28,7 @@ describe('billing started before its Kafka broker is reachable', () => {
     );
     try {
       // Several tries, each failing as kafkajs gives up on the address: the start goes on waiting.
-      const waiting = await waitingForKafka(httpPort, 2, () => failure);
+      const waiting = await waitingForKafka('billing', httpPort, 2, () => failure);
       expect(waiting.status).toBe(503);
       expect(waiting.body.checks['kafka']).toBe('failing');
       expect(waiting.body.details?.['kafka']).toMatchObject({ dependency: 'the usage bus (Kafka)', location: `127.0.0.1:${brokerPort}`, state: 'waiting', setting: 'usage.kafka.brokers / KAFKA_BROKERS' });

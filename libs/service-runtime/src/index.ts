@@ -10,7 +10,7 @@ export { DependencyError, DependencyWait } from './dependency-wait';
 export type { DependencyWaitOptions } from './dependency-wait';
 export { CLICKHOUSE_SETTING, ClickHouseAnswerError, clickHouseOutage, probeClickHouse, waitForClickHouse } from './clickhouse-wait';
 export type { ClickHouseStore, ClickHouseWaitOptions } from './clickhouse-wait';
-export { KAFKA_SETTING, kafkaOutage, waitForKafka } from './kafka-wait';
+export { KAFKA_SETTING, kafkaOutage, waitForUsageBus } from './kafka-wait';
 export type { KafkaWaitOptions } from './kafka-wait';
 export type { ServiceHandle, SignalShutdown } from './service-handle';
 export { createRedisClient, hideCredentials, keepSubscribed, reconnectOnReadOnly, redisConnectionOptions, whenReady } from './redis';

@@ -1,4 +1,6 @@
+import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
+import { createKafka, ensureUsageTopics } from '@openrouter/usage';
 import { DependencyWait } from './dependency-wait';
 
 /** The setting that says where the brokers are (its key, and the variable the shipped configurations read it from). */
@@ -43,20 +45,23 @@ export interface KafkaWaitOptions {
 }
 
 /**
- * Waits for the Kafka brokers: `setup` (creating the topics a service reads, which needs the
- * brokers) is tried with backoff while they are not reachable (a Kafka started, or restarted,
- * alongside the service), the service not ready meanwhile and its readiness naming the setting,
- * instead of failing the start once kafkajs gives up on its own retries, which on Kubernetes
- * restarted the service into a growing CrashLoopBackOff delay that outlasted the broker's outage.
- * A configuration error (a refused credential or certificate) ends the wait.
+ * Waits for the Kafka brokers and creates the usage topics on them (`ensureUsageTopics`), as billing
+ * and alerting need before they consume: brokers not reachable yet (a Kafka started, or restarted,
+ * alongside the service) are tried again with backoff, the service not ready meanwhile and its
+ * readiness naming the setting, instead of failing the start once kafkajs gives up on its own
+ * retries, which on Kubernetes restarted the service into a growing CrashLoopBackOff delay that
+ * outlasted the broker's outage. A configuration error (a refused credential or certificate) ends
+ * the wait. Its own client (`<clientName>-setup`), with kafkajs's log lines at debug: each try
+ * fails in several of them, and the wait logs the outage once.
  */
-export function waitForKafka(brokers: readonly string[], setup: () => Promise<void>, logger: Logger, options: KafkaWaitOptions): DependencyWait<void> {
+export function waitForUsageBus(config: UsageConfig, clientName: string, logger: Logger, options: KafkaWaitOptions): DependencyWait<void> {
+  const kafka = createKafka(config.kafka, logger, `${clientName}-setup`, { quiet: () => true });
   return new DependencyWait({
     what: 'the usage bus (Kafka)',
-    location: brokers.join(','),
+    location: config.kafka.brokers.join(','),
     setting: KAFKA_SETTING,
     // A try takes kafkajs's own retries (seconds) to fail; a stop does not wait for it to.
-    attempt: () => untilAborted(setup(), options.signal),
+    attempt: () => untilAborted(ensureUsageTopics(kafka, config.kafka), options.signal),
     outage: kafkaOutage,
     logger,
     initialDelayMs: options.initialDelayMs,

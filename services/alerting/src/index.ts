@@ -2,8 +2,8 @@ import type { GatewayConfig } from '@openrouter/config';
 import type { budgetv1 } from '@openrouter/contracts';
 import { GrpcSecurity, routerAddressesOf } from '@openrouter/grpc';
 import { AlertingMetrics, ClickHouseAlertHistory, createTelemetry, UsageConsumerMetrics, type AlertHistoryStore, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
-import { createRedisClient, HealthModule, RedisLease, startHttpApp, waitForClickHouse, waitForKafka, type ServiceHandle } from '@openrouter/service-runtime';
-import { createClickHouse, createKafka, ensureUsageTopics, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
+import { createRedisClient, HealthModule, RedisLease, startHttpApp, waitForClickHouse, waitForUsageBus, type ServiceHandle } from '@openrouter/service-runtime';
+import { createClickHouse, migrate, USAGE_MIGRATIONS, type ClickHouseTarget, type UsageMessage, type UsageSource } from '@openrouter/usage';
 import { AlertingService } from './alerting.service';
 import { budgetPeriodEndOf, startBudgetCatalog } from './rules/budget-period-end';
 import type { NotificationChannel } from './channels/notification';
@@ -149,13 +149,8 @@ export async function startAlerting(config: GatewayConfig, logger: Logger, deps:
     // not ready meanwhile and saying which setting names them, as billing does: without the wait
     // kafkajs's last retry ended the start (a restart loop), or, standing by for one another, the
     // replicas took and gave up the lease every few seconds.
-    const kafkaSetup = kafkaInput ? createKafka(config.usage.kafka, logger, 'alerting-setup', { quiet: () => true }) : undefined;
-    const bus = kafkaSetup
-      ? waitForKafka(config.usage.kafka.brokers, () => ensureUsageTopics(kafkaSetup, config.usage.kafka), logger, {
-          initialDelayMs: config.usage.consumer.retryInitialMs,
-          maxDelayMs: config.usage.consumer.retryMaxMs,
-          signal: deps.stopping,
-        })
+    const bus = kafkaInput
+      ? waitForUsageBus(config.usage, 'alerting', logger, { initialDelayMs: config.usage.consumer.retryInitialMs, maxDelayMs: config.usage.consumer.retryMaxMs, signal: deps.stopping })
       : undefined;
     if (bus) {
       cleanups.push(() => bus.stop());

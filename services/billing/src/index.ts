@@ -1,10 +1,9 @@
 import type { BudgetEventPublisher } from '@openrouter/budgets';
 import type { GatewayConfig } from '@openrouter/config';
 import { createTelemetry, UsageConsumerMetrics, type Logger, type ReadinessCheck, type TelemetryOptions } from '@openrouter/observability';
-import { HealthModule, startHttpApp, STOPPING, type ServiceHandle } from '@openrouter/service-runtime';
+import { HealthModule, startHttpApp, STOPPING, waitForUsageBus, type ServiceHandle } from '@openrouter/service-runtime';
 import type { UsageSource } from '@openrouter/usage';
 import { startReports, type ReportsHandle } from './reports/reports-server';
-import { waitForUsageBus } from './usage/kafka-usage.source';
 import { startUsagePipeline, type UsagePipelineHandle } from './usage/usage-pipeline';
 import { openUsageStore } from './usage/usage-store';
 
@@ -45,7 +44,7 @@ export async function startBilling(config: GatewayConfig, logger: Logger, deps: 
   // Billing's own Kafka consumer (not the embedded gateway's bus): its brokers are waited for, and
   // the usage topics created, alongside the store; nothing is consumed before both are there.
   const retry = { initialDelayMs: config.usage.consumer.retryInitialMs, maxDelayMs: config.usage.consumer.retryMaxMs, signal: deps.stopping };
-  const bus = deps.usageSource === undefined && config.usage.bus === 'kafka' ? waitForUsageBus(config.usage, logger, retry) : undefined;
+  const bus = deps.usageSource === undefined && config.usage.bus === 'kafka' ? waitForUsageBus(config.usage, 'billing', logger, retry) : undefined;
   // Billing serves `/ready` from the beginning, to say what it waits for, but is ready only once
   // the whole start is done: its store migrated, the usage pipeline consuming (its Kafka consumer
   // joined its group) and the report RPCs listening. Until then `starting` fails; it is taken out

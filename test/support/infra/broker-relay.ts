@@ -1,4 +1,6 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { readyAnswer } from './ready-probe';
+import { waitFor } from './wait-for';
 
 /**
  * A TCP relay to the shared broker, listening only once asked: the broker a service is configured
@@ -40,4 +42,13 @@ export class BrokerRelay {
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((done) => (this.server ? this.server.close(() => done()) : done()));
   }
+}
+
+/** `/ready` of `service` once its wait for Kafka has failed `tries` times, the start still under way (it throws what the start failed with). */
+export async function waitingForKafka(service: string, httpPort: number, tries: number, failure: () => unknown): Promise<NonNullable<Awaited<ReturnType<typeof readyAnswer>>>> {
+  return waitFor(async () => {
+    if (failure() !== undefined) throw failure();
+    const answer = await readyAnswer(httpPort);
+    return answer && Number(answer.body.details?.['kafka']?.['tries']) >= tries ? answer : undefined;
+  }, { timeoutMs: 60_000, what: `${service} not ready after ${tries} tries to reach Kafka` });
 }

@@ -121,11 +121,11 @@ export async function applyRetention(client: ClickHouseClient, database: string,
 export async function rawEventsCompleteFrom(client: ClickHouseClient, database: string, days: number, now: number): Promise<number> {
   const [row] = await (
     await client.query({
-      query: 'SELECT max(toUnixTimestamp64Milli(changed_at) - toInt64(previous_days) * 86400000) AS from_ms, count() AS changes FROM {db:Identifier}.usage_retention_changes',
+      // No change recorded: 0, earlier than any configured bound.
+      query: 'SELECT max(toUnixTimestamp64Milli(changed_at) - toInt64(previous_days) * 86400000) AS from_ms FROM {db:Identifier}.usage_retention_changes',
       query_params: { db: database },
       format: 'JSONEachRow',
     })
-  ).json<{ from_ms: string | number; changes: string | number }>();
-  const configured = now - days * DAY_MS;
-  return row && Number(row.changes) > 0 ? Math.max(configured, Number(row.from_ms)) : configured;
+  ).json<{ from_ms: string | number }>();
+  return Math.max(now - days * DAY_MS, Number(row?.from_ms ?? 0));
 }

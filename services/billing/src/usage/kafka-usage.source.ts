@@ -1,7 +1,6 @@
 import type { Consumer, ConsumerConfig, Kafka, KafkaMessage } from 'kafkajs';
 import type { UsageConfig } from '@openrouter/config';
 import type { Logger } from '@openrouter/observability';
-import { waitForKafka, type DependencyWait, type KafkaWaitOptions } from '@openrouter/service-runtime';
 import {
   ConsumerLag,
   ConsumerSupervisor,
@@ -17,16 +16,6 @@ import {
   type UsageMessage,
   type UsageSource,
 } from '@openrouter/usage';
-
-/**
- * Waits for the Kafka brokers and creates the usage topics on them (`ensureUsageTopics`): see
- * `waitForKafka`. Its own client, with kafkajs's log lines at debug: each try fails in several of
- * them, and the wait logs the outage once.
- */
-export function waitForUsageBus(config: UsageConfig, logger: Logger, options: KafkaWaitOptions): DependencyWait<void> {
-  const kafka = createKafka(config.kafka, logger, 'billing-setup', { quiet: () => true });
-  return waitForKafka(config.kafka.brokers, () => ensureUsageTopics(kafka, config.kafka), logger, options);
-}
 
 /**
  * Reads `openrouter.usage.v1` in the consumer group `billing` with `eachBatch`, a `UsageEventBatch`
